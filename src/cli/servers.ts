@@ -1,0 +1,119 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { resolve, join } from 'node:path';
+import { NAME_DEFAULTS, type NameConfig } from '../name/config.js';
+import { startNameServer } from '../name/server.js';
+import { STORAGE_DEFAULTS, type StorageConfig } from '../storage/config.js';
+import { startStorageServer } from '../storage/server.js';
+
+/** `sdfs name`, `sdfs storage` and `sdfs up`: the server processes and the local cluster. */
+
+/** Runs until SIGINT or SIGTERM, then stops cleanly. Prints one JSON line when listening. */
+export async function runNameServer(config: NameConfig): Promise<void> {
+  const server = await startNameServer(config);
+  console.log(JSON.stringify({ event: 'listening', role: 'name', port: server.port, url: server.url, dataDir: config.dataDir }));
+  await untilSignal();
+  await server.stop();
+}
+
+export async function runStorageServer(config: StorageConfig): Promise<void> {
+  const server = await startStorageServer(config);
+  console.log(JSON.stringify({ event: 'listening', role: 'storage', id: server.id, port: server.port, dataDir: config.dataDir }));
+  await untilSignal();
+  await server.stop();
+}
+
+function untilSignal(): Promise<void> {
+  return new Promise((done) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      done();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
+
+export interface UpOptions {
+  dataDir: string;
+  port: number;
+  storages: number;
+  firstStoragePort: number;
+  replication: number;
+  blockSize: number;
+}
+
+/**
+ * Starts a name server and N storage servers on 127.0.0.1, each its own process under one data dir,
+ * and stops them all on Ctrl-C or SIGTERM. Started again on the same data dir, it finds every file.
+ */
+export async function runUp(o: UpOptions): Promise<number> {
+  const dataDir = resolve(o.dataDir);
+  const self = process.argv[1]!;
+  const children: ChildProcess[] = [];
+  let stopping = false;
+  const stopAll = async (): Promise<void> => {
+    stopping = true;
+    await Promise.all(children.map((c) => new Promise<void>((done) => {
+      if (c.exitCode !== null || c.signalCode !== null) return done();
+      c.once('exit', () => done());
+      c.kill('SIGTERM');
+    })));
+  };
+
+  const start = (args: string[]): Promise<{ port: number }> => new Promise((ok, fail) => {
+    const child = spawn(process.execPath, [self, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(child);
+    const lines = createInterface({ input: child.stdout! });
+    let ready = false;
+    lines.on('line', (line) => {
+      try {
+        const msg = JSON.parse(line) as { event?: string; port?: number };
+        if (msg.event === 'listening' && !ready) {
+          ready = true;
+          ok({ port: msg.port! });
+        }
+      } catch {
+        process.stdout.write(line + '\n');
+      }
+    });
+    child.once('exit', (code, signal) => {
+      if (!ready) fail(new Error(`sdfs ${args[0]} exited (${signal ?? code}) before it was ready`));
+      else if (!stopping) {
+        console.error(`sdfs up: a ${args[0]} server exited (${signal ?? code}); stopping the cluster`);
+        void stopAll().then(() => process.exit(1));
+      }
+    });
+  });
+
+  try {
+    const name = await start(['name', '--host', '127.0.0.1', '--port', String(o.port), '--data-dir', join(dataDir, 'name'),
+      '--replication', String(o.replication), '--block-size', String(o.blockSize)]);
+    const url = `http://127.0.0.1:${name.port}`;
+    const storagePorts = await Promise.all(Array.from({ length: o.storages }, (_, i) =>
+      start(['storage', '--name-server', url, '--host', '127.0.0.1', '--port', String(o.firstStoragePort === 0 ? 0 : o.firstStoragePort + i),
+        '--data-dir', join(dataDir, `storage-${i + 1}`)])));
+    console.log([
+      `sdfs is up: a name server and ${o.storages} storage servers, data under ${dataDir}`,
+      `  name server     ${url}`,
+      ...storagePorts.map((s, i) => `  storage server  http://127.0.0.1:${s.port}  (${join(dataDir, `storage-${i + 1}`)})`),
+      '',
+      'Use it from another terminal:',
+      `  export SDFS_NAME_SERVER=${url}`,
+      '  npx sdfs                  # the interactive shell',
+      '  npx sdfs put ./file /     # upload; then: npx sdfs ls /, npx sdfs get /file',
+      '',
+      'Press Ctrl-C to stop the cluster.',
+    ].join('\n'));
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  await untilSignal();
+  console.log('stopping sdfs...');
+  await stopAll();
+  return 0;
+}
+
+export const DEFAULTS = { name: NAME_DEFAULTS, storage: STORAGE_DEFAULTS };

@@ -1,0 +1,54 @@
+import { SingleBar } from 'cli-progress';
+import * as fs from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import type { SdfsClient } from '../client/index.js';
+import type { FileStat } from '../protocol/messages.js';
+import { baseName, joinPath, resolvePath } from '../protocol/paths.js';
+import { formatSize } from './units.js';
+
+/** Uploads and downloads with the target rules of cp: into a directory if the target is one. */
+
+export async function upload(client: SdfsClient, local: string, remote: string | undefined, cwd: string,
+  opts: { overwrite?: boolean; replication?: number; blockSize?: number; progress: boolean }): Promise<FileStat> {
+  let target = resolvePath(remote ?? basename(local), cwd);
+  const existing = await client.stat(target).catch(() => undefined);
+  if (existing?.type === 'dir') target = joinPath(target, basename(local));
+  const { size } = await fs.stat(local);
+  const bar = progressBar(opts.progress, size, `put ${basename(local)}`);
+  try {
+    return await client.put(local, target, { ...opts, onProgress: bar?.update });
+  } finally {
+    bar?.stop();
+  }
+}
+
+export async function download(client: SdfsClient, remote: string, local: string | undefined, cwd: string,
+  opts: { progress: boolean }): Promise<{ stat: FileStat; local: string }> {
+  const source = resolvePath(remote, cwd);
+  let target = local ?? baseName(source);
+  if ((await fs.stat(target).catch(() => undefined))?.isDirectory()) target = join(target, baseName(source));
+  const stat = await client.stat(source);
+  const bar = progressBar(opts.progress, stat.size, `get ${stat.name}`);
+  try {
+    await client.get(source, target, { onProgress: bar?.update });
+  } finally {
+    bar?.stop();
+  }
+  return { stat, local: target };
+}
+
+/** A progress bar on stderr, only when it is a terminal. */
+function progressBar(enabled: boolean, total: number, label: string): { update: (n: number) => void; stop: () => void } | undefined {
+  if (!enabled || !process.stderr.isTTY) return undefined;
+  const bar = new SingleBar({
+    stream: process.stderr,
+    format: `${label} [{bar}] {percentage}% | {done} of {size} | {speed}`,
+    hideCursor: true,
+  });
+  const started = Date.now();
+  bar.start(total, 0, { done: formatSize(0), size: formatSize(total), speed: '' });
+  return {
+    update: (n) => bar.update(n, { done: formatSize(n), speed: `${formatSize(n / Math.max(0.001, (Date.now() - started) / 1000))}/s` }),
+    stop: () => bar.stop(),
+  };
+}

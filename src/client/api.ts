@@ -1,0 +1,11 @@
+import type { Dispatcher } from 'undici';
+import { callJson } from '../protocol/http.js';
+import { API_PREFIX } from '../protocol/messages.js';
+
+/** Calls one route of the name server's API; every failure is an SdfsError with a stable code. */
+export type ApiCaller = <T = unknown>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, query?: Record<string, string>) => Promise<T>;
+
+export function apiCaller(baseUrl: string, dispatcher: Dispatcher): ApiCaller {
+  return <T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, query?: Record<string, string>) =>
+    callJson<T>(baseUrl, `${API_PREFIX}${path}`, { method, body, query, dispatcher });
+}

@@ -1,0 +1,166 @@
+import { createReadStream as createLocalReadStream, createWriteStream as createLocalWriteStream } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Agent } from 'undici';
+import { SdfsError } from '../protocol/errors.js';
+import { newAgent } from '../protocol/http.js';
+import type { BlocksResponse, ClusterResponse, FileStat, ListResponse } from '../protocol/messages.js';
+import { resolvePath } from '../protocol/paths.js';
+import { apiCaller, type ApiCaller } from './api.js';
+import { createFileReadStream, type ReadOptions, type ReplicaFailure } from './read-stream.js';
+import { FileWriteStream, type WriteOptions } from './write-stream.js';
+
+export interface ClientOptions {
+  /** Called when a replica fails during a read (the read goes on from another one). */
+  onReplicaFailure?: ReplicaFailure;
+}
+
+/** Reports bytes moved so far; for progress bars. */
+export type Progress = (bytes: number) => void;
+
+/**
+ * A connection to an sdfs cluster, in the spirit of node:fs/promises. Paths are absolute sdfs paths
+ * (or relative to `/`). Data streams straight between this process and the storage servers; the
+ * name server only answers where.
+ */
+export class SdfsClient {
+  private readonly agent: Agent = newAgent();
+  private readonly api: ApiCaller;
+
+  constructor(readonly url: string, private readonly opts: ClientOptions = {}) {
+    this.api = apiCaller(url, this.agent);
+  }
+
+  stat(path: string): Promise<FileStat> {
+    return this.api('GET', '/fs/stat', undefined, { path });
+  }
+
+  /** Whether anything exists at `path`. */
+  async exists(path: string): Promise<boolean> {
+    try {
+      await this.stat(path);
+      return true;
+    } catch (err) {
+      if (err instanceof SdfsError && err.code === 'ENOENT') return false;
+      throw err;
+    }
+  }
+
+  async readdir(path: string): Promise<FileStat[]> {
+    return (await this.api<ListResponse>('GET', '/fs/list', undefined, { path })).entries;
+  }
+
+  mkdir(path: string, opts: { recursive?: boolean } = {}): Promise<FileStat> {
+    return this.api('POST', '/fs/mkdir', { path, parents: opts.recursive ?? false });
+  }
+
+  /** Creates an empty file; fails with EEXIST if the name is taken. */
+  create(path: string): Promise<FileStat> {
+    return this.api('POST', '/fs/create', { path });
+  }
+
+  /** Moves or renames; into `to` if `to` is a directory. */
+  rename(from: string, to: string, opts: { overwrite?: boolean } = {}): Promise<FileStat> {
+    return this.api('POST', '/fs/move', { from, to, overwrite: opts.overwrite ?? false });
+  }
+
+  /** Copies a file or a directory tree (no data moves: blocks are shared); into `to` if it is a directory. */
+  copy(from: string, to: string, opts: { overwrite?: boolean } = {}): Promise<FileStat> {
+    return this.api('POST', '/fs/copy', { from, to, overwrite: opts.overwrite ?? false });
+  }
+
+  async rm(path: string, opts: { recursive?: boolean } = {}): Promise<void> {
+    await this.api('POST', '/fs/delete', { path, recursive: opts.recursive ?? false });
+  }
+
+  /** A file's blocks and where each replica lives. */
+  blocks(path: string): Promise<BlocksResponse> {
+    return this.api('GET', '/fs/blocks', undefined, { path });
+  }
+
+  cluster(): Promise<ClusterResponse> {
+    return this.api('GET', '/cluster');
+  }
+
+  /** Wipes the whole namespace and every storage server. */
+  init(): Promise<ClusterResponse> {
+    return this.api('POST', '/cluster/init', {});
+  }
+
+  createWriteStream(path: string, opts: WriteOptions = {}): FileWriteStream {
+    return new FileWriteStream(this.api, this.agent, resolvePath(path), opts);
+  }
+
+  /** Streams a file's bytes; the block list is fetched first, so a missing file fails here. */
+  async createReadStream(path: string, opts: ReadOptions = {}): Promise<Readable> {
+    const located = await this.blocks(path);
+    return createFileReadStream(located, this.agent, opts, this.opts.onReplicaFailure);
+  }
+
+  /** Writes all of `source` to `path`. */
+  async writeFile(path: string, source: Readable | Iterable<Uint8Array> | AsyncIterable<Uint8Array> | Uint8Array | string,
+    opts: WriteOptions & { onProgress?: Progress } = {}): Promise<FileStat> {
+    const out = this.createWriteStream(path, opts);
+    const input = typeof source === 'string' || source instanceof Uint8Array ? Readable.from([Buffer.from(source)]) : source;
+    await pipeline(input, progressStage(opts.onProgress), out, { signal: opts.signal });
+    return out.stat!;
+  }
+
+  /** Uploads a local file. */
+  async put(localPath: string, path: string, opts: WriteOptions & { onProgress?: Progress } = {}): Promise<FileStat> {
+    const st = await fs.stat(localPath);
+    if (!st.isFile()) throw new SdfsError('EINVAL', `not a regular file: ${localPath}`);
+    return this.writeFile(path, createLocalReadStream(localPath, { highWaterMark: 1024 * 1024 }), opts);
+  }
+
+  /**
+   * Downloads a file to a local path. The bytes go to a temporary file beside it that is renamed
+   * into place only when complete, so a failed download leaves no partial file.
+   */
+  async get(path: string, localPath: string, opts: ReadOptions & { onProgress?: Progress } = {}): Promise<FileStat> {
+    const located = await this.blocks(path);
+    const tmp = `${localPath}.sdfs-partial-${process.pid}`;
+    try {
+      await pipeline(
+        createFileReadStream(located, this.agent, opts, this.opts.onReplicaFailure),
+        progressStage(opts.onProgress),
+        createLocalWriteStream(tmp),
+        { signal: opts.signal },
+      );
+      await fs.rename(tmp, localPath);
+    } catch (err) {
+      await fs.rm(tmp, { force: true });
+      throw err;
+    }
+    return located.stat;
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}
+
+function progressStage(onProgress: Progress | undefined): Transform {
+  let bytes = 0;
+  return new Transform({
+    highWaterMark: 1024 * 1024,
+    transform(chunk: Buffer, _enc, cb) {
+      bytes += chunk.length;
+      onProgress?.(bytes);
+      cb(null, chunk);
+    },
+  });
+}
+
+/** Connects to the name server at `url` (e.g. `http://127.0.0.1:6235`). No request is made until the first call. */
+export function connect(url: string, opts: ClientOptions = {}): SdfsClient {
+  let parsed: URL;
+  try {
+    parsed = new URL(url.includes('://') ? url : `http://${url}`);
+  } catch {
+    throw new SdfsError('EINVAL', `invalid name server URL: ${url}`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new SdfsError('EINVAL', `unsupported URL scheme: ${parsed.protocol}`);
+  return new SdfsClient(parsed.origin, opts);
+}

@@ -1,0 +1,102 @@
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+
+export type Db = Database.Database;
+
+/** Inode id of `/`; its parent is 0, which names no inode. */
+export const ROOT_ID = 1;
+
+/**
+ * The name server's database: the namespace, the block map and the storage servers, in one SQLite
+ * file in WAL mode. `synchronous = FULL` makes every committed transaction durable before the
+ * server answers, so an acknowledged change survives kill -9 and power loss.
+ * Migrations run in order by `user_version`; a new schema change is a new entry at the end.
+ */
+const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE inodes (
+    id INTEGER PRIMARY KEY,
+    parent INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL CHECK (type IN ('file', 'dir')),
+    size INTEGER NOT NULL DEFAULT 0,
+    replication INTEGER NOT NULL DEFAULT 0,
+    block_size INTEGER NOT NULL DEFAULT 0,
+    ctime INTEGER NOT NULL,
+    mtime INTEGER NOT NULL,
+    UNIQUE (parent, name)
+  );
+  -- A block is immutable; several files may share it (a copy costs no data).
+  CREATE TABLE blocks (
+    id TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    created INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE file_blocks (
+    file INTEGER NOT NULL REFERENCES inodes(id),
+    idx INTEGER NOT NULL,
+    block TEXT NOT NULL REFERENCES blocks(id),
+    PRIMARY KEY (file, idx)
+  ) WITHOUT ROWID;
+  CREATE INDEX file_blocks_block ON file_blocks(block);
+  CREATE TABLE replicas (
+    block TEXT NOT NULL,
+    storage TEXT NOT NULL,
+    PRIMARY KEY (block, storage)
+  ) WITHOUT ROWID;
+  CREATE INDEX replicas_storage ON replicas(storage);
+  -- A file being written: invisible until committed.
+  CREATE TABLE uploads (
+    id TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    overwrite INTEGER NOT NULL,
+    replication INTEGER NOT NULL,
+    block_size INTEGER NOT NULL,
+    created INTEGER NOT NULL,
+    touched INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  -- Blocks allocated to an upload; size is NULL until the client reports the block stored.
+  CREATE TABLE upload_blocks (
+    upload TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    block TEXT NOT NULL,
+    targets TEXT NOT NULL,
+    size INTEGER,
+    PRIMARY KEY (upload, idx)
+  ) WITHOUT ROWID;
+  CREATE TABLE storages (
+    id TEXT PRIMARY KEY,
+    addr TEXT NOT NULL,
+    capacity INTEGER NOT NULL,
+    free INTEGER NOT NULL,
+    used INTEGER NOT NULL,
+    blocks INTEGER NOT NULL,
+    last_heartbeat INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  -- Replicas to remove from storage servers, drained in the background.
+  CREATE TABLE garbage (
+    block TEXT NOT NULL,
+    storage TEXT NOT NULL,
+    PRIMARY KEY (block, storage)
+  ) WITHOUT ROWID;
+  `,
+];
+
+export function openDb(dataDir: string): Db {
+  const db = new Database(join(dataDir, 'namespace.db'));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  const version = db.pragma('user_version', { simple: true }) as number;
+  for (let v = version; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+  const now = Date.now();
+  db.prepare(`INSERT OR IGNORE INTO inodes (id, parent, name, type, ctime, mtime) VALUES (?, 0, '', 'dir', ?, ?)`).run(ROOT_ID, now, now);
+  return db;
+}

@@ -1,0 +1,53 @@
+import type { Dispatcher } from 'undici';
+import { addrToUrl, callJson } from '../protocol/http.js';
+import type { Db } from './db.js';
+import type { StorageRegistry } from './storages.js';
+import type { Uploads } from './uploads.js';
+
+/**
+ * Background cleaning: removes replicas that no file references any more from their storage servers
+ * (a row stays queued until its storage server confirms, so a dead server is cleaned when it returns),
+ * and expires uploads abandoned by their clients.
+ */
+export class GarbageCollector {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(
+    private readonly db: Db,
+    private readonly storages: StorageRegistry,
+    private readonly uploads: Uploads,
+    private readonly opts: { intervalMs: number; uploadExpiryMs: number; dispatcher: Dispatcher },
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => {
+      if (!this.running) this.running = this.runOnce().finally(() => { this.running = undefined; });
+    }, this.opts.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  async runOnce(): Promise<void> {
+    this.uploads.expire(this.opts.uploadExpiryMs);
+    const rows = this.db.prepare<[], { block: string; storage: string }>('SELECT block, storage FROM garbage LIMIT 1000').all();
+    const forget = this.db.prepare<[string, string]>('DELETE FROM garbage WHERE block = ? AND storage = ?');
+    const stillWanted = this.db.prepare<[string, string], { one: number }>('SELECT 1 AS one FROM replicas WHERE block = ? AND storage = ?');
+    await Promise.all(rows.map(async ({ block, storage }) => {
+      // A block id queued here may have been re-recorded since (never in practice: ids are random), so check.
+      if (stillWanted.get(block, storage)) return void forget.run(block, storage);
+      const s = this.storages.get(storage);
+      if (!s?.alive) return;
+      try {
+        await callJson(addrToUrl(s.addr), `/v1/blocks/${block}`, { method: 'DELETE', dispatcher: this.opts.dispatcher });
+        forget.run(block, storage);
+      } catch {
+        // Kept queued; tried again on the next round.
+      }
+    }));
+  }
+}

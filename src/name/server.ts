@@ -1,0 +1,106 @@
+import Fastify from 'fastify';
+import * as fs from 'node:fs/promises';
+import { SdfsError } from '../protocol/errors.js';
+import { addrToUrl, callJson, newAgent } from '../protocol/http.js';
+import { installErrorHandler, SERVER_OPTIONS } from '../protocol/http-server.js';
+import type { BlocksResponse, ClusterResponse } from '../protocol/messages.js';
+import { resolvePath } from '../protocol/paths.js';
+import type { NameConfig } from './config.js';
+import { openDb, type Db } from './db.js';
+import { GarbageCollector } from './garbage.js';
+import { Namespace, toStat } from './namespace.js';
+import { registerApiRoutes } from './routes.js';
+import { StorageRegistry } from './storages.js';
+import { Uploads } from './uploads.js';
+
+export interface RunningNameServer {
+  port: number;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Starts a name server: opens its database, serves the API, and runs the background cleaner. */
+export async function startNameServer(config: NameConfig): Promise<RunningNameServer> {
+  await fs.mkdir(config.dataDir, { recursive: true });
+  const db = openDb(config.dataDir);
+  const ns = new Namespace(db);
+  const storages = new StorageRegistry(db, config.deadAfterMs);
+  const uploads = new Uploads(db, ns, storages, { replication: config.replication, blockSize: config.blockSize });
+  const dispatcher = newAgent();
+  const gc = new GarbageCollector(db, storages, uploads, {
+    intervalMs: config.gcIntervalMs, uploadExpiryMs: config.uploadExpiryMs, dispatcher,
+  });
+
+  const cluster = (): ClusterResponse => {
+    const all = storages.all();
+    const live = all.filter((s) => s.alive);
+    return {
+      storages: all,
+      capacity: live.reduce((n, s) => n + s.capacity, 0),
+      free: live.reduce((n, s) => n + s.free, 0),
+      replication: config.replication,
+      blockSize: config.blockSize,
+    };
+  };
+
+  const app = Fastify(SERVER_OPTIONS);
+  installErrorHandler(app);
+  registerApiRoutes(app, {
+    config, ns, uploads, storages, cluster,
+    blocksOf: (path) => blocksOf(db, ns, storages, path),
+    async init() {
+      wipeNamespace(db);
+      const results = await Promise.allSettled(storages.live().map((s) =>
+        callJson(addrToUrl(s.addr), '/v1/wipe', { method: 'POST', body: {}, dispatcher })));
+      const failed = results.filter((r) => r.status === 'rejected').length;
+      if (failed > 0) throw new SdfsError('EUNAVAILABLE', `namespace wiped, but ${failed} storage server(s) could not be wiped`);
+      return cluster();
+    },
+  });
+
+  await app.listen({ host: config.host, port: config.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  gc.start();
+
+  return {
+    port,
+    url: `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`,
+    async stop() {
+      await app.close();
+      await gc.stop();
+      await dispatcher.close();
+      db.close();
+    },
+  };
+}
+
+function blocksOf(db: Db, ns: Namespace, storages: StorageRegistry, path: string): BlocksResponse {
+  const abs = resolvePath(path);
+  const node = ns.get(abs);
+  if (node.type !== 'file') throw new SdfsError('EISDIR', `is a directory: ${abs}`);
+  const rows = db.prepare<[number], { idx: number; id: string; size: number; sha256: string }>(
+    `SELECT fb.idx, b.id, b.size, b.sha256 FROM file_blocks fb JOIN blocks b ON b.id = fb.block WHERE fb.file = ? ORDER BY fb.idx`).all(node.id);
+  const replicaQuery = db.prepare<[string], { storage: string }>('SELECT storage FROM replicas WHERE block = ?');
+  let offset = 0;
+  const blocks = rows.map((r) => {
+    const replicas = replicaQuery.all(r.id).map(({ storage }) => {
+      const s = storages.get(storage);
+      return { id: storage, addr: s?.addr ?? '', alive: s?.alive ?? false };
+    }).filter((x) => x.addr !== '');
+    // Live replicas first, in random order, so that readers spread over them.
+    replicas.sort((a, b) => Number(b.alive) - Number(a.alive) || Math.random() - 0.5);
+    const out = { id: r.id, index: r.idx, offset, size: r.size, sha256: r.sha256, replicas };
+    offset += r.size;
+    return out;
+  });
+  return { stat: toStat(node, abs), blocks };
+}
+
+/** The shell's `init`: every file and directory goes; the replicas are wiped by the caller. */
+function wipeNamespace(db: Db): void {
+  db.transaction(() => {
+    db.exec(`DELETE FROM file_blocks; DELETE FROM upload_blocks; DELETE FROM uploads; DELETE FROM replicas;
+      DELETE FROM blocks; DELETE FROM garbage; DELETE FROM inodes WHERE id != 1;`);
+  })();
+}

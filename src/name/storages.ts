@@ -1,0 +1,97 @@
+import { SdfsError } from '../protocol/errors.js';
+import type { StorageInfo, StorageRef, StorageReport } from '../protocol/messages.js';
+import type { Db } from './db.js';
+
+interface StorageState extends StorageInfo {
+  lastSeen: number;
+}
+
+/**
+ * The storage servers the name server knows, and which of them are alive. A storage server's
+ * address is persisted when it registers, so that block locations stay known across a name server
+ * restart; liveness is only ever learned from heartbeats to this process.
+ */
+export class StorageRegistry {
+  private readonly byId = new Map<string, StorageState>();
+
+  constructor(private readonly db: Db, private readonly deadAfterMs: number) {
+    for (const row of db.prepare<[], { id: string; addr: string; capacity: number; free: number; used: number; blocks: number; last_heartbeat: number }>(
+      'SELECT * FROM storages').all()) {
+      this.byId.set(row.id, {
+        id: row.id, addr: row.addr, capacity: row.capacity, free: row.free, used: row.used, blocks: row.blocks,
+        lastHeartbeat: row.last_heartbeat, alive: false, lastSeen: 0,
+      });
+    }
+  }
+
+  register(report: StorageReport, remoteHost: string): StorageInfo {
+    const host = report.host || remoteHost;
+    const addr = host.includes(':') && !host.startsWith('[') ? `[${host}]:${report.port}` : `${host}:${report.port}`;
+    const now = Date.now();
+    const state: StorageState = {
+      id: report.id, addr, capacity: report.capacity, free: report.free, used: report.used, blocks: report.blocks,
+      lastHeartbeat: now, alive: true, lastSeen: now,
+    };
+    this.byId.set(report.id, state);
+    this.db.prepare(`INSERT INTO storages (id, addr, capacity, free, used, blocks, last_heartbeat) VALUES (?, ?, ?, ?, ?, ?, ?)
+      ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, capacity = excluded.capacity, free = excluded.free,
+      used = excluded.used, blocks = excluded.blocks, last_heartbeat = excluded.last_heartbeat`)
+      .run(state.id, addr, state.capacity, state.free, state.used, state.blocks, now);
+    return this.info(state);
+  }
+
+  /** Records a heartbeat; ENOENT tells a storage server this process does not know it yet. */
+  heartbeat(report: StorageReport): void {
+    const s = this.byId.get(report.id);
+    if (!s || s.lastSeen === 0) throw new SdfsError('ENOENT', 'unknown storage server: register first');
+    s.capacity = report.capacity;
+    s.free = report.free;
+    s.used = report.used;
+    s.blocks = report.blocks;
+    s.lastSeen = s.lastHeartbeat = Date.now();
+  }
+
+  private isAlive(s: StorageState, now = Date.now()): boolean {
+    return s.lastSeen > 0 && now - s.lastSeen <= this.deadAfterMs;
+  }
+
+  private info(s: StorageState): StorageInfo {
+    const { lastSeen: _lastSeen, ...rest } = s;
+    return { ...rest, alive: this.isAlive(s) };
+  }
+
+  all(): StorageInfo[] {
+    return [...this.byId.values()].map((s) => this.info(s)).sort((a, b) => a.addr.localeCompare(b.addr));
+  }
+
+  live(): StorageInfo[] {
+    return this.all().filter((s) => s.alive);
+  }
+
+  get(id: string): StorageInfo | undefined {
+    const s = this.byId.get(id);
+    return s && this.info(s);
+  }
+
+  /**
+   * Picks up to `count` distinct live storage servers with room for a block, favouring free space
+   * with some randomness so that load spreads. Throws when none is available.
+   */
+  choose(count: number, blockSize: number, exclude: string[] = []): StorageRef[] {
+    const candidates = this.live().filter((s) => !exclude.includes(s.id));
+    if (candidates.length === 0) throw new SdfsError('ENOSTORAGE', 'no live storage server is available');
+    const roomy = candidates.filter((s) => s.free >= blockSize);
+    if (roomy.length === 0) throw new SdfsError('ENOSPACE', 'no live storage server has room for another block');
+    const scored = roomy.map((s) => ({ s, score: Math.random() * (0.5 + s.free / Math.max(1, s.capacity)) }));
+    scored.sort((a, b) => b.score - a.score);
+    return scored.slice(0, count).map(({ s }) => ({ id: s.id, addr: s.addr }));
+  }
+
+  /** The account of a block the name server just placed, until the next heartbeat brings the truth. */
+  reserve(ids: string[], bytes: number): void {
+    for (const id of ids) {
+      const s = this.byId.get(id);
+      if (s) s.free = Math.max(0, s.free - bytes);
+    }
+  }
+}

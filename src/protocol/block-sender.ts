@@ -1,0 +1,74 @@
+import { createHash, type Hash } from 'node:crypto';
+import { once } from 'node:events';
+import { PassThrough } from 'node:stream';
+import { request, type Dispatcher } from 'undici';
+import { formatPipeline } from './blocks.js';
+import { SdfsError, toSdfsError } from './errors.js';
+import { addrToUrl, readJson } from './http.js';
+import { BLOCK_HEADERS, type PutBlockResponse, type StorageRef } from './messages.js';
+
+/**
+ * Streams one block to the head of a write pipeline (a storage server, which forwards it down the
+ * rest), hashing the bytes on the way. Used by clients to write blocks and by storage servers to
+ * forward them. `write` resolves when the chunk is handed on, so the sender's source is paused
+ * while the pipeline is slow; if the pipeline fails, writes resolve at once and `finish` tells why.
+ */
+export class BlockSender {
+  private readonly body = new PassThrough({ highWaterMark: 1024 * 1024 });
+  private readonly response: Promise<PutBlockResponse>;
+  private readonly settled: Promise<void>;
+  private readonly hash: Hash | null;
+  private failure: SdfsError | undefined;
+  private bytes = 0;
+
+  /** `verify: false` skips hashing, for a sender that hashes the same bytes elsewhere already. */
+  constructor(readonly head: StorageRef, readonly rest: StorageRef[], readonly blockId: string, dispatcher: Dispatcher, verify = true) {
+    this.hash = verify ? createHash('sha256') : null;
+    const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
+    if (rest.length > 0) headers[BLOCK_HEADERS.pipeline] = formatPipeline(rest);
+    this.response = request(`${addrToUrl(head.addr)}/v1/blocks/${blockId}`, {
+      method: 'PUT', body: this.body, headers, dispatcher,
+    }).then((res) => readJson<PutBlockResponse>(res));
+    this.settled = this.response.then(() => undefined, (err: unknown) => {
+      this.failure = toSdfsError(err);
+      this.body.destroy();
+    });
+  }
+
+  get size(): number {
+    return this.bytes;
+  }
+
+  get failed(): boolean {
+    return this.failure !== undefined;
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    if (this.failure) return;
+    this.bytes += chunk.length;
+    this.hash?.update(chunk);
+    if (!this.body.write(chunk)) {
+      await Promise.race([once(this.body, 'drain').catch(() => undefined), this.settled]);
+    }
+  }
+
+  /**
+   * Ends the block and waits for the pipeline's answer. The answer is checked against what was sent:
+   * a head that stored other bytes, or fewer, is a failure.
+   */
+  async finish(): Promise<{ reply?: PutBlockResponse; sha256: string; size: number; error?: SdfsError }> {
+    if (!this.failure) this.body.end();
+    await this.settled;
+    const sha256 = this.hash?.digest('hex') ?? '';
+    if (this.failure) return { sha256, size: this.bytes, error: this.failure };
+    const reply = await this.response;
+    if ((this.hash && reply.sha256 !== sha256) || reply.size !== this.bytes) {
+      return { sha256, size: this.bytes, error: new SdfsError('ECHECKSUM', `storage server ${this.head.addr} stored other bytes than were sent`) };
+    }
+    return { reply, sha256, size: this.bytes };
+  }
+
+  abort(): void {
+    this.body.destroy(new Error('block upload aborted'));
+  }
+}

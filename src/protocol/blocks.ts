@@ -1,0 +1,75 @@
+import { randomBytes } from 'node:crypto';
+import { crc32 } from 'node:zlib';
+import { SdfsError } from './errors.js';
+import type { StorageRef } from './messages.js';
+
+/** Block and storage server ids: 128 random bits as 32 lower-case hex digits, safe as file names. */
+export const ID_PATTERN = /^[0-9a-f]{32}$/;
+
+export function newId(): string {
+  return randomBytes(16).toString('hex');
+}
+
+export function validateId(id: unknown, what = 'block id'): string {
+  if (typeof id !== 'string' || !ID_PATTERN.test(id)) throw new SdfsError('EINVAL', `invalid ${what}`);
+  return id;
+}
+
+/**
+ * Each block carries a CRC-32 per chunk of this size, so a reader can verify a chunk before it hands
+ * the bytes on, and a range read is verified too.
+ */
+export const CHUNK_SIZE = 1024 * 1024;
+
+/** Computes CRC-32s of consecutive CHUNK_SIZE chunks over a stream of buffers of any size. */
+export class ChunkCrcs {
+  readonly crcs: number[] = [];
+  private current = 0;
+  private filled = 0;
+
+  constructor(private readonly chunkSize = CHUNK_SIZE) {}
+
+  update(buf: Uint8Array): void {
+    let off = 0;
+    while (off < buf.length) {
+      const take = Math.min(this.chunkSize - this.filled, buf.length - off);
+      this.current = crc32(buf.subarray(off, off + take), this.current);
+      this.filled += take;
+      off += take;
+      if (this.filled === this.chunkSize) this.flushChunk();
+    }
+  }
+
+  /** Ends the last, partial chunk. */
+  finish(): number[] {
+    if (this.filled > 0) this.flushChunk();
+    return this.crcs;
+  }
+
+  private flushChunk(): void {
+    this.crcs.push(this.current >>> 0);
+    this.current = 0;
+    this.filled = 0;
+  }
+}
+
+/** The pipeline header lists the storage servers that still have to store a block. */
+export function formatPipeline(targets: StorageRef[]): string {
+  return targets.map((t) => `${t.id}@${t.addr}`).join(',');
+}
+
+export function parsePipeline(header: string | undefined): StorageRef[] {
+  if (!header) return [];
+  const out: StorageRef[] = [];
+  for (const item of header.split(',')) {
+    const at = item.indexOf('@');
+    const id = item.slice(0, at);
+    const addr = item.slice(at + 1);
+    if (at < 0 || !ID_PATTERN.test(id) || !/^[A-Za-z0-9.\-:[\]]{1,300}$/.test(addr)) {
+      throw new SdfsError('EINVAL', 'invalid pipeline header');
+    }
+    out.push({ id, addr });
+  }
+  if (out.length > 16) throw new SdfsError('EINVAL', 'pipeline too long');
+  return out;
+}

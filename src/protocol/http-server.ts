@@ -1,0 +1,33 @@
+import type { FastifyError, FastifyInstance, FastifyServerOptions } from 'fastify';
+import { SdfsError, toSdfsError } from './errors.js';
+
+/**
+ * What every sdfs HTTP server shares: bounded bodies and timeouts, and the one place where a thrown
+ * error becomes an HTTP status and a JSON body with its stable code.
+ */
+export const SERVER_OPTIONS: FastifyServerOptions = {
+  bodyLimit: 1024 * 1024,
+  // A block upload may take minutes on a slow link; idle connections are still closed.
+  requestTimeout: 0,
+  connectionTimeout: 0,
+  keepAliveTimeout: 10_000,
+  routerOptions: { maxParamLength: 200 },
+  logger: false,
+  // Header size is bounded by Node's default (16 KiB).
+};
+
+export function installErrorHandler(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError, _req, reply) => {
+    let e: SdfsError;
+    if (err.validation) e = new SdfsError('EINVAL', `invalid request: ${err.message}`);
+    else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') e = new SdfsError('ETOOBIG', 'request body too large');
+    else if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || (err.statusCode === 400 && !(err instanceof SdfsError))) {
+      e = new SdfsError('EINVAL', err.message);
+    } else e = toSdfsError(err);
+    if (e.code === 'EINTERNAL') console.error(err);
+    void reply.code(e.httpStatus).send(e.toJSON());
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send(new SdfsError('ENOENT', `no route ${req.method} ${req.url.split('?')[0]}`).toJSON());
+  });
+}

@@ -1,0 +1,165 @@
+import { Type, type Static } from '@sinclair/typebox';
+
+/**
+ * The JSON messages of the name server's HTTP API (`/api/v1/...`), as JSON Schema (TypeBox), so that
+ * the server validates every body where it enters and both sides share one set of types.
+ * Bytes never travel in these messages: block data goes straight between clients and storage servers.
+ */
+
+export const API_PREFIX = '/api/v1';
+
+// Bounds on every field that enters a process; the name server refuses anything larger.
+const PathField = Type.String({ minLength: 1, maxLength: 4096 });
+const IdField = Type.String({ pattern: '^[0-9a-f]{32}$' });
+const Replication = Type.Integer({ minimum: 1, maximum: 16 });
+export const MIN_BLOCK_SIZE = 1024;
+export const MAX_BLOCK_SIZE = 1024 * 1024 * 1024;
+const BlockSize = Type.Integer({ minimum: MIN_BLOCK_SIZE, maximum: MAX_BLOCK_SIZE });
+const Sha256 = Type.String({ pattern: '^[0-9a-f]{64}$' });
+
+export const StorageRef = Type.Object({ id: IdField, addr: Type.String({ maxLength: 300 }) });
+export type StorageRef = Static<typeof StorageRef>;
+
+export const FileStat = Type.Object({
+  path: Type.String(),
+  name: Type.String(),
+  type: Type.Union([Type.Literal('file'), Type.Literal('dir')]),
+  size: Type.Integer(),
+  ctime: Type.Number(),
+  mtime: Type.Number(),
+  replication: Type.Integer(),
+  blockSize: Type.Integer(),
+  blocks: Type.Integer(),
+});
+export type FileStat = Static<typeof FileStat>;
+
+export const BlockLocation = Type.Object({
+  id: IdField,
+  index: Type.Integer(),
+  offset: Type.Integer(),
+  size: Type.Integer(),
+  sha256: Sha256,
+  replicas: Type.Array(Type.Object({ id: IdField, addr: Type.String(), alive: Type.Boolean() })),
+});
+export type BlockLocation = Static<typeof BlockLocation>;
+
+export const PathQuery = Type.Object({ path: PathField });
+export type PathQuery = Static<typeof PathQuery>;
+
+export const MkdirRequest = Type.Object({ path: PathField, parents: Type.Optional(Type.Boolean()) });
+export type MkdirRequest = Static<typeof MkdirRequest>;
+
+export const CreateRequest = Type.Object({ path: PathField });
+export type CreateRequest = Static<typeof CreateRequest>;
+
+export const MoveRequest = Type.Object({ from: PathField, to: PathField, overwrite: Type.Optional(Type.Boolean()) });
+export type MoveRequest = Static<typeof MoveRequest>;
+
+export const DeleteRequest = Type.Object({ path: PathField, recursive: Type.Optional(Type.Boolean()) });
+export type DeleteRequest = Static<typeof DeleteRequest>;
+
+export const ListResponse = Type.Object({ path: Type.String(), entries: Type.Array(FileStat) });
+export type ListResponse = Static<typeof ListResponse>;
+
+export const BlocksResponse = Type.Object({ stat: FileStat, blocks: Type.Array(BlockLocation) });
+export type BlocksResponse = Static<typeof BlocksResponse>;
+
+export const OpenUploadRequest = Type.Object({
+  path: PathField,
+  overwrite: Type.Optional(Type.Boolean()),
+  replication: Type.Optional(Replication),
+  blockSize: Type.Optional(BlockSize),
+});
+export type OpenUploadRequest = Static<typeof OpenUploadRequest>;
+
+export const OpenUploadResponse = Type.Object({
+  uploadId: IdField,
+  path: Type.String(),
+  replication: Type.Integer(),
+  blockSize: Type.Integer(),
+});
+export type OpenUploadResponse = Static<typeof OpenUploadResponse>;
+
+export const AllocateBlockRequest = Type.Object({
+  index: Type.Integer({ minimum: 0 }),
+  /** Storage servers the client could not reach for this block; the name server avoids them. */
+  exclude: Type.Optional(Type.Array(IdField, { maxItems: 64 })),
+});
+export type AllocateBlockRequest = Static<typeof AllocateBlockRequest>;
+
+export const AllocateBlockResponse = Type.Object({
+  blockId: IdField,
+  index: Type.Integer(),
+  targets: Type.Array(StorageRef),
+});
+export type AllocateBlockResponse = Static<typeof AllocateBlockResponse>;
+
+export const CompleteBlockRequest = Type.Object({
+  blockId: IdField,
+  index: Type.Integer({ minimum: 0 }),
+  size: Type.Integer({ minimum: 1, maximum: MAX_BLOCK_SIZE }),
+  sha256: Sha256,
+  replicas: Type.Array(IdField, { minItems: 1, maxItems: 16 }),
+});
+export type CompleteBlockRequest = Static<typeof CompleteBlockRequest>;
+
+export const StorageInfo = Type.Object({
+  id: IdField,
+  addr: Type.String(),
+  alive: Type.Boolean(),
+  capacity: Type.Integer(),
+  free: Type.Integer(),
+  used: Type.Integer(),
+  blocks: Type.Integer(),
+  lastHeartbeat: Type.Number(),
+});
+export type StorageInfo = Static<typeof StorageInfo>;
+
+export const ClusterResponse = Type.Object({
+  storages: Type.Array(StorageInfo),
+  capacity: Type.Integer(),
+  free: Type.Integer(),
+  replication: Type.Integer(),
+  blockSize: Type.Integer(),
+});
+export type ClusterResponse = Static<typeof ClusterResponse>;
+
+// Storage server -> name server.
+export const StorageReport = Type.Object({
+  id: IdField,
+  /** The address clients and other storage servers use; the name server fills in the host if empty. */
+  host: Type.Optional(Type.String({ maxLength: 255 })),
+  port: Type.Integer({ minimum: 1, maximum: 65535 }),
+  capacity: Type.Integer({ minimum: 0 }),
+  free: Type.Integer({ minimum: 0 }),
+  used: Type.Integer({ minimum: 0 }),
+  blocks: Type.Integer({ minimum: 0 }),
+});
+export type StorageReport = Static<typeof StorageReport>;
+
+export const HeartbeatResponse = Type.Object({ heartbeatMs: Type.Integer() });
+export type HeartbeatResponse = Static<typeof HeartbeatResponse>;
+
+// Storage server's own replies.
+export const PutBlockResponse = Type.Object({
+  id: IdField,
+  size: Type.Integer(),
+  sha256: Sha256,
+  /** Storage server ids that hold the block on disk (fsynced), in pipeline order. */
+  stored: Type.Array(IdField),
+  /** Why a downstream storage server in the pipeline did not store it, if one did not. */
+  failed: Type.Optional(Type.Array(Type.Object({ id: IdField, message: Type.String() }))),
+});
+export type PutBlockResponse = Static<typeof PutBlockResponse>;
+
+/** Headers of the block protocol between clients and storage servers (and between storage servers). */
+export const BLOCK_HEADERS = {
+  /** The rest of the write pipeline: `id@host:port,id@host:port`. */
+  pipeline: 'x-sdfs-pipeline',
+  /** On a block read: the chunk size of the checksums, the index of the first chunk sent, and its CRC-32s. */
+  chunkSize: 'x-sdfs-chunk-size',
+  firstChunk: 'x-sdfs-first-chunk',
+  crcs: 'x-sdfs-crcs',
+  blockSize: 'x-sdfs-block-size',
+  sha256: 'x-sdfs-sha256',
+} as const;

@@ -1,0 +1,238 @@
+import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { createReadStream, type ReadStream } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import { join } from 'node:path';
+import { CHUNK_SIZE, ChunkCrcs, validateId } from '../protocol/blocks.js';
+import { SdfsError, toSdfsError } from '../protocol/errors.js';
+
+/**
+ * Block files on local disk. A block lives in `blocks/<first two hex digits>/<id>` as one file:
+ *
+ *   [data][trailer: UTF-8 JSON BlockMeta][trailer length: u32 BE]["SDB1"]
+ *
+ * One file per block means one fsync and one rename make it durable and visible at once. A block is
+ * written under `tmp/` and renamed into place only after its data and trailer are fsynced, so a
+ * crash leaves either the whole block or a temporary file that the next start removes.
+ */
+export interface BlockMeta {
+  v: 1;
+  id: string;
+  size: number;
+  sha256: string;
+  chunkSize: number;
+  crcs: number[];
+  created: number;
+}
+
+const MAGIC = Buffer.from('SDB1');
+const FOOTER_BYTES = 8;
+const MAX_TRAILER_BYTES = 64 * 1024;
+
+export class BlockStore {
+  private readonly blocksDir: string;
+  private readonly tmpDir: string;
+  private readonly ids = new Map<string, number>();
+  private readonly writing = new Set<string>();
+  private usedBytes = 0;
+
+  constructor(readonly dataDir: string) {
+    this.blocksDir = join(dataDir, 'blocks');
+    this.tmpDir = join(dataDir, 'tmp');
+  }
+
+  /** Creates the layout, drops leftovers of interrupted writes and indexes the blocks on disk. */
+  async open(): Promise<void> {
+    await fs.mkdir(this.blocksDir, { recursive: true });
+    await fs.rm(this.tmpDir, { recursive: true, force: true });
+    await fs.mkdir(this.tmpDir, { recursive: true });
+    for (let i = 0; i < 256; i++) await fs.mkdir(join(this.blocksDir, i.toString(16).padStart(2, '0')), { recursive: true });
+    await fsyncDir(this.blocksDir);
+    await fsyncDir(this.dataDir);
+    this.ids.clear();
+    this.usedBytes = 0;
+    for (const sub of await fs.readdir(this.blocksDir)) {
+      for (const name of await fs.readdir(join(this.blocksDir, sub))) {
+        const st = await fs.stat(join(this.blocksDir, sub, name));
+        this.ids.set(name, st.size);
+        this.usedBytes += st.size;
+      }
+    }
+  }
+
+  get blockCount(): number {
+    return this.ids.size;
+  }
+
+  get used(): number {
+    return this.usedBytes;
+  }
+
+  has(id: string): boolean {
+    return this.ids.has(id);
+  }
+
+  list(): string[] {
+    return [...this.ids.keys()];
+  }
+
+  async space(): Promise<{ capacity: number; free: number }> {
+    const st = await fs.statfs(this.dataDir);
+    return { capacity: st.blocks * st.bsize, free: st.bavail * st.bsize };
+  }
+
+  private pathOf(id: string): string {
+    return join(this.blocksDir, id.slice(0, 2), id);
+  }
+
+  /** Starts writing a new block; the caller feeds it the bytes and commits or aborts it. */
+  async createWriter(id: string, maxSize: number): Promise<BlockWriter> {
+    validateId(id);
+    if (this.ids.has(id) || this.writing.has(id)) throw new SdfsError('EEXIST', `block ${id} already exists`);
+    this.writing.add(id);
+    const tmpPath = join(this.tmpDir, `${id}.${randomBytes(4).toString('hex')}`);
+    try {
+      const fh = await fs.open(tmpPath, 'wx', 0o600);
+      return new BlockWriter(id, fh, tmpPath, maxSize, async (meta, fileBytes) => {
+        await fs.rename(tmpPath, this.pathOf(id));
+        await fsyncDir(join(this.blocksDir, id.slice(0, 2)));
+        this.ids.set(id, fileBytes);
+        this.usedBytes += fileBytes;
+        return meta;
+      }, () => this.writing.delete(id));
+    } catch (err) {
+      this.writing.delete(id);
+      throw toSdfsError(err);
+    }
+  }
+
+  async readMeta(id: string): Promise<BlockMeta> {
+    validateId(id);
+    if (!this.ids.has(id)) throw new SdfsError('ENOENT', `no block ${id}`);
+    const fh = await fs.open(this.pathOf(id), 'r');
+    try {
+      return await readTrailer(fh);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Streams bytes [start, end) of a block's data, with the block's metadata. */
+  async read(id: string, start: number, end: number): Promise<{ meta: BlockMeta; stream: ReadStream | null }> {
+    const meta = await this.readMeta(id);
+    if (start < 0 || end > meta.size || start > end) throw new SdfsError('EINVAL', 'range outside the block');
+    if (start === end) return { meta, stream: null };
+    const stream = createReadStream(this.pathOf(id), { start, end: end - 1, highWaterMark: 1024 * 1024 });
+    return { meta, stream };
+  }
+
+  async delete(id: string): Promise<boolean> {
+    validateId(id);
+    const size = this.ids.get(id);
+    if (size === undefined) return false;
+    this.ids.delete(id);
+    this.usedBytes -= size;
+    await fs.rm(this.pathOf(id), { force: true });
+    return true;
+  }
+
+  /** Removes every block: the shell's `init`. */
+  async wipe(): Promise<void> {
+    for (const id of [...this.ids.keys()]) await this.delete(id);
+  }
+}
+
+export class BlockWriter {
+  private size = 0;
+  private readonly hash: Hash = createHash('sha256');
+  private readonly crcs = new ChunkCrcs(CHUNK_SIZE);
+  private done = false;
+
+  constructor(
+    readonly id: string,
+    private readonly fh: fs.FileHandle,
+    private readonly tmpPath: string,
+    private readonly maxSize: number,
+    private readonly publish: (meta: BlockMeta, fileBytes: number) => Promise<BlockMeta>,
+    private readonly release: () => void,
+  ) {}
+
+  get bytes(): number {
+    return this.size;
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    if (this.size + chunk.length > this.maxSize) throw new SdfsError('ETOOBIG', `block larger than ${this.maxSize} bytes`);
+    this.size += chunk.length;
+    this.hash.update(chunk);
+    this.crcs.update(chunk);
+    try {
+      await this.fh.write(chunk);
+    } catch (err) {
+      throw toSdfsError(err);
+    }
+  }
+
+  /** Appends the trailer, fsyncs, and makes the block visible. */
+  async commit(): Promise<BlockMeta> {
+    if (this.size === 0) throw new SdfsError('EINVAL', 'empty block');
+    const meta: BlockMeta = {
+      v: 1, id: this.id, size: this.size, sha256: this.hash.digest('hex'),
+      chunkSize: CHUNK_SIZE, crcs: this.crcs.finish(), created: Date.now(),
+    };
+    const trailer = Buffer.from(JSON.stringify(meta));
+    const footer = Buffer.alloc(FOOTER_BYTES);
+    footer.writeUInt32BE(trailer.length, 0);
+    MAGIC.copy(footer, 4);
+    try {
+      await this.fh.write(Buffer.concat([trailer, footer]));
+      await this.fh.datasync();
+      await this.fh.close();
+      this.done = true;
+      return await this.publish(meta, this.size + trailer.length + FOOTER_BYTES);
+    } catch (err) {
+      await this.abort();
+      throw toSdfsError(err);
+    } finally {
+      this.release();
+    }
+  }
+
+  async abort(): Promise<void> {
+    if (!this.done) {
+      this.done = true;
+      await this.fh.close().catch(() => {});
+    }
+    await fs.rm(this.tmpPath, { force: true }).catch(() => {});
+    this.release();
+  }
+}
+
+async function readTrailer(fh: fs.FileHandle): Promise<BlockMeta> {
+  const { size } = await fh.stat();
+  if (size < FOOTER_BYTES) throw new SdfsError('ECHECKSUM', 'block file truncated');
+  const footer = Buffer.alloc(FOOTER_BYTES);
+  await fh.read(footer, 0, FOOTER_BYTES, size - FOOTER_BYTES);
+  const len = footer.readUInt32BE(0);
+  if (!footer.subarray(4).equals(MAGIC) || len > MAX_TRAILER_BYTES || len + FOOTER_BYTES > size) {
+    throw new SdfsError('ECHECKSUM', 'block file has a damaged trailer');
+  }
+  const trailer = Buffer.alloc(len);
+  await fh.read(trailer, 0, len, size - FOOTER_BYTES - len);
+  let meta: BlockMeta;
+  try {
+    meta = JSON.parse(trailer.toString('utf8')) as BlockMeta;
+  } catch {
+    throw new SdfsError('ECHECKSUM', 'block file has a damaged trailer');
+  }
+  if (meta.v !== 1 || meta.size !== size - FOOTER_BYTES - len) throw new SdfsError('ECHECKSUM', 'block file has a damaged trailer');
+  return meta;
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fs.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

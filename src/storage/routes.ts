@@ -1,0 +1,100 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Dispatcher } from 'undici';
+import { parsePipeline, validateId } from '../protocol/blocks.js';
+import { SdfsError, toSdfsError } from '../protocol/errors.js';
+import { BLOCK_HEADERS, type PutBlockResponse } from '../protocol/messages.js';
+import type { BlockStore } from './block-store.js';
+import { BlockSender } from '../protocol/block-sender.js';
+
+/** The block protocol: clients and other storage servers store, read and delete blocks here. */
+export function registerBlockRoutes(app: FastifyInstance, deps: {
+  store: BlockStore; selfId: string; maxBlockSize: number; dispatcher: Dispatcher; onWipe: () => Promise<void>;
+}): void {
+  const { store, selfId, maxBlockSize, dispatcher } = deps;
+
+  // Block bodies are streamed by the handlers, never parsed or buffered by the framework.
+  app.addContentTypeParser('*', (_req, _payload, done) => done(null));
+
+  app.put('/v1/blocks/:id', async (req: FastifyRequest<{ Params: { id: string } }>, reply) => {
+    const id = validateId(req.params.id);
+    const pipeline = parsePipeline(header(req, BLOCK_HEADERS.pipeline));
+    const writer = await store.createWriter(id, maxBlockSize);
+    const forwarder = pipeline.length > 0 ? new BlockSender(pipeline[0]!, pipeline.slice(1), id, dispatcher, false) : null;
+    try {
+      for await (const chunk of req.raw as AsyncIterable<Buffer>) {
+        await Promise.all([writer.write(chunk), forwarder?.write(chunk)]);
+      }
+    } catch (err) {
+      forwarder?.abort();
+      await writer.abort();
+      throw toSdfsError(err);
+    }
+    const [meta, downstream] = await Promise.all([writer.commit(), forwarder?.finish()]);
+    const out: PutBlockResponse = { id, size: meta.size, sha256: meta.sha256, stored: [selfId] };
+    if (forwarder && downstream) {
+      const r = downstream.reply;
+      if (r && r.sha256 === meta.sha256) {
+        out.stored.push(...r.stored);
+        if (r.failed?.length) out.failed = r.failed;
+      } else {
+        const message = downstream.error?.message ?? 'downstream stored different bytes';
+        out.failed = pipeline.map((t) => ({ id: t.id, message }));
+      }
+    }
+    return out;
+  });
+
+  app.get('/v1/blocks/:id', async (req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => {
+    const id = validateId(req.params.id);
+    const meta = await store.readMeta(id);
+    const range = parseRange(header(req, 'range'), meta.size);
+    const { stream } = await store.read(id, range.start, range.end);
+    const firstChunk = Math.floor(range.start / meta.chunkSize);
+    const lastChunk = range.end === range.start ? firstChunk : Math.ceil(range.end / meta.chunkSize);
+    void reply
+      .code(range.partial ? 206 : 200)
+      .header('content-type', 'application/octet-stream')
+      .header('content-length', String(range.end - range.start))
+      .header('accept-ranges', 'bytes')
+      .header(BLOCK_HEADERS.blockSize, String(meta.size))
+      .header(BLOCK_HEADERS.sha256, meta.sha256)
+      .header(BLOCK_HEADERS.chunkSize, String(meta.chunkSize))
+      .header(BLOCK_HEADERS.firstChunk, String(firstChunk))
+      .header(BLOCK_HEADERS.crcs, meta.crcs.slice(firstChunk, lastChunk).map((c) => c.toString(16)).join(','));
+    if (range.partial) void reply.header('content-range', `bytes ${range.start}-${range.end - 1}/${meta.size}`);
+    return reply.send(stream ?? '');
+  });
+
+  app.delete('/v1/blocks/:id', async (req: FastifyRequest<{ Params: { id: string } }>) => {
+    const id = validateId(req.params.id);
+    return { deleted: await store.delete(id) };
+  });
+
+  app.post('/v1/wipe', async () => {
+    await deps.onWipe();
+    return { ok: true };
+  });
+}
+
+function header(req: FastifyRequest, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Parses a single `bytes=a-b` range; the end in the result is exclusive. */
+export function parseRange(value: string | undefined, size: number): { start: number; end: number; partial: boolean } {
+  if (!value) return { start: 0, end: size, partial: false };
+  const m = /^bytes=(\d*)-(\d*)$/.exec(value.trim());
+  if (!m || (m[1] === '' && m[2] === '')) throw new SdfsError('EINVAL', `unsupported range: ${value}`);
+  let start: number;
+  let end: number;
+  if (m[1] === '') {
+    start = Math.max(0, size - Number(m[2]));
+    end = size;
+  } else {
+    start = Number(m[1]);
+    end = m[2] === '' ? size : Math.min(size, Number(m[2]) + 1);
+  }
+  if (start > end || start > size) throw new SdfsError('EINVAL', `range not satisfiable: ${value}`);
+  return { start, end, partial: true };
+}

@@ -1,0 +1,70 @@
+import Fastify from 'fastify';
+import * as fs from 'node:fs/promises';
+import { join } from 'node:path';
+import { newId, ID_PATTERN } from '../protocol/blocks.js';
+import { newAgent } from '../protocol/http.js';
+import { installErrorHandler, SERVER_OPTIONS } from '../protocol/http-server.js';
+import type { StorageReport } from '../protocol/messages.js';
+import { BlockStore } from './block-store.js';
+import type { StorageConfig } from './config.js';
+import { Reporter } from './reporter.js';
+import { registerBlockRoutes } from './routes.js';
+
+export interface RunningStorageServer {
+  id: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** Starts a storage server: opens its block store, listens, and reports to the name server. */
+export async function startStorageServer(config: StorageConfig): Promise<RunningStorageServer> {
+  await fs.mkdir(config.dataDir, { recursive: true });
+  const id = await loadIdentity(config.dataDir);
+  const store = new BlockStore(config.dataDir);
+  await store.open();
+  const dispatcher = newAgent();
+
+  const app = Fastify(SERVER_OPTIONS);
+  installErrorHandler(app);
+  app.get('/v1/status', async () => report());
+  registerBlockRoutes(app, { store, selfId: id, maxBlockSize: config.maxBlockSize, dispatcher, onWipe: () => store.wipe() });
+
+  await app.listen({ host: config.host, port: config.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+
+  async function report(): Promise<StorageReport> {
+    const { capacity, free } = await store.space();
+    return { id, host: config.advertiseHost, port, capacity, free, used: store.used, blocks: store.blockCount };
+  }
+
+  const reporter = new Reporter(config.nameServer, report, config.heartbeatMs, dispatcher);
+  reporter.start();
+
+  return {
+    id,
+    port,
+    async stop() {
+      reporter.stop();
+      await app.close();
+      await dispatcher.close();
+    },
+  };
+}
+
+/** A storage server keeps its id across restarts, so the name server knows the blocks it holds are the same. */
+async function loadIdentity(dataDir: string): Promise<string> {
+  const file = join(dataDir, 'storage.json');
+  try {
+    const { id } = JSON.parse(await fs.readFile(file, 'utf8')) as { id: unknown };
+    if (typeof id === 'string' && ID_PATTERN.test(id)) return id;
+    throw new Error(`${file} holds no valid id`);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const id = newId();
+  const tmp = `${file}.tmp`;
+  await fs.writeFile(tmp, JSON.stringify({ id, created: new Date().toISOString() }) + '\n', { mode: 0o644, flush: true });
+  await fs.rename(tmp, file);
+  return id;
+}

@@ -1,0 +1,171 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { connect, type SdfsClient } from '../../src/client/index.js';
+
+/**
+ * Starts real sdfs processes (the built CLI, `dist/cli/main.js`) on 127.0.0.1 with free ports and a
+ * temporary data dir, for integration tests. Every process started is ended by PID in `stop()`.
+ */
+export const CLI = resolve(import.meta.dirname, '../../dist/cli/main.js');
+
+export interface Proc {
+  child: ChildProcess;
+  port: number;
+  dataDir: string;
+  args: string[];
+  id?: string;
+}
+
+export async function startProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Proc> {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env },
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  return new Promise((ok, fail) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      try {
+        const msg = JSON.parse(line) as { event?: string; port?: number; id?: string; dataDir?: string };
+        if (msg.event === 'listening') ok({ child, port: msg.port!, dataDir: msg.dataDir!, args, id: msg.id });
+      } catch {
+        // Not one of our JSON lines.
+      }
+    });
+    child.once('exit', (code, signal) => fail(new Error(`sdfs ${args.join(' ')} exited (${signal ?? code}) before listening:\n${stderr}`)));
+  });
+}
+
+export async function stopProcess(p: Proc, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  const { child } = p;
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Polls `check` until it returns a truthy value; fails after `ms`. Never a fixed sleep. */
+export async function waitFor<T>(what: string, check: () => T | Promise<T>, ms = 20_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export interface ClusterOptions {
+  storages?: number;
+  replication?: number;
+  blockSize?: number;
+  nameArgs?: string[];
+}
+
+export class Cluster {
+  name!: Proc;
+  storages: Proc[] = [];
+  private clients: SdfsClient[] = [];
+
+  private constructor(readonly dataDir: string, readonly opts: Required<Omit<ClusterOptions, 'nameArgs'>> & { nameArgs: string[] }) {}
+
+  static async start(opts: ClusterOptions = {}): Promise<Cluster> {
+    const dataDir = await mkdtemp(join(tmpdir(), 'sdfs-test-'));
+    const c = new Cluster(dataDir, {
+      storages: opts.storages ?? 3, replication: opts.replication ?? 3, blockSize: opts.blockSize ?? 64 * 1024, nameArgs: opts.nameArgs ?? [],
+    });
+    try {
+      await c.startName(0);
+      for (let i = 0; i < c.opts.storages; i++) await c.addStorage();
+      await c.waitForLiveStorages(c.opts.storages);
+    } catch (err) {
+      await c.stop();
+      throw err;
+    }
+    return c;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.name.port}`;
+  }
+
+  async startName(port: number): Promise<void> {
+    this.name = await startProcess(['name', '--host', '127.0.0.1', '--port', String(port), '--data-dir', join(this.dataDir, 'name'),
+      '--replication', String(this.opts.replication), '--block-size', String(this.opts.blockSize), '--heartbeat-ms', '500',
+      ...this.opts.nameArgs]);
+  }
+
+  /** Kills the name server (kill -9 by default) and starts it again on the same port and data. */
+  async restartName(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const port = this.name.port;
+    await stopProcess(this.name, signal);
+    await this.startName(port);
+  }
+
+  async addStorage(): Promise<Proc> {
+    const i = this.storages.length;
+    const p = await this.startStorage(join(this.dataDir, `storage-${i + 1}`), 0);
+    this.storages.push(p);
+    return p;
+  }
+
+  private startStorage(dir: string, port: number): Promise<Proc> {
+    return startProcess(['storage', '--name-server', this.url, '--host', '127.0.0.1', '--port', String(port), '--data-dir', dir, '--heartbeat-ms', '500']);
+  }
+
+  async stopStorage(i: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    await stopProcess(this.storages[i]!, signal);
+  }
+
+  /** Starts storage server i again, with its data dir and port. */
+  async restartStorage(i: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const old = this.storages[i]!;
+    await stopProcess(old, signal);
+    this.storages[i] = await this.startStorage(join(this.dataDir, `storage-${i + 1}`), old.port);
+  }
+
+  async waitForLiveStorages(n: number): Promise<void> {
+    const client = this.client();
+    await waitFor(`${n} live storage servers`, async () => (await client.cluster()).storages.filter((s) => s.alive).length >= n);
+  }
+
+  client(): SdfsClient {
+    const c = connect(this.url);
+    this.clients.push(c);
+    return c;
+  }
+
+  /** Runs the sdfs command against this cluster and collects its output. */
+  cli(args: string[], opts: { input?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+    return runCli(['--name-server', this.url, '--log-file', join(this.dataDir, 'client.log'), ...args], opts);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.clients.map((c) => c.close().catch(() => {})));
+    await Promise.all([...this.storages.map((s) => stopProcess(s)), this.name && stopProcess(this.name)]);
+    await rm(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+export function runCli(args: string[], opts: { input?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((ok, fail) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.on('error', fail);
+    child.on('close', (code) => ok({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(opts.input ?? '');
+  });
+}

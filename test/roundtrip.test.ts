@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Cluster } from './helpers/cluster.js';
+import { randomStream, sha256Of } from './helpers/data.js';
+
+// Files of every size that matters around a block boundary, written and read back through the
+// client library against real processes; the bytes must hash the same.
+const BLOCK = 64 * 1024;
+
+describe('round trip through a 3-server cluster', () => {
+  let cluster: Cluster;
+  before(async () => { cluster = await Cluster.start({ blockSize: BLOCK }); });
+  after(async () => { await cluster?.stop(); });
+
+  for (const size of [0, 1, BLOCK - 1, BLOCK, BLOCK + 1, 3 * BLOCK + 12345]) {
+    it(`${size} bytes`, async () => {
+      const client = cluster.client();
+      const src = randomStream(size, 10_000);
+      const stat = await client.writeFile(`/size-${size}`, src.stream);
+      assert.equal(stat.size, size);
+      assert.equal(stat.blocks, Math.ceil(size / BLOCK));
+      const back = await sha256Of(await client.createReadStream(`/size-${size}`));
+      assert.equal(back.size, size);
+      assert.equal(back.sha256, src.sha256());
+      const located = await client.blocks(`/size-${size}`);
+      assert.equal(located.blocks.length, Math.ceil(size / BLOCK));
+      for (const b of located.blocks) {
+        assert.equal(b.replicas.length, 3, 'three replicas per block');
+        assert.equal(new Set(b.replicas.map((r) => r.id)).size, 3, 'replicas on distinct storage servers');
+        assert.equal(new Set(b.replicas.map((r) => r.addr)).size, 3, 'replicas at distinct addresses');
+      }
+    });
+  }
+
+  it('200 MiB of random bytes in 4 MiB blocks', async () => {
+    const client = cluster.client();
+    const size = 200 * 1024 * 1024;
+    const src = randomStream(size);
+    const stat = await client.writeFile('/big', src.stream, { blockSize: 4 * 1024 * 1024 });
+    assert.equal(stat.size, size);
+    assert.equal(stat.blocks, 50);
+    const back = await sha256Of(await client.createReadStream('/big'));
+    assert.equal(back.size, size);
+    assert.equal(back.sha256, src.sha256());
+  });
+
+  it('reads byte ranges that cross blocks and checksum chunks', async () => {
+    const client = cluster.client();
+    const data = Buffer.alloc(5 * BLOCK + 77);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 7 + (i >> 8)) & 0xff;
+    await client.writeFile('/ranges', data);
+    for (const [start, end] of [[0, 1], [BLOCK - 3, BLOCK + 3], [1000, 4 * BLOCK + 5], [data.length - 1, data.length], [17, 17]] as const) {
+      const chunks: Buffer[] = [];
+      for await (const c of await client.createReadStream('/ranges', { start, end })) chunks.push(c as Buffer);
+      assert.deepEqual(Buffer.concat(chunks), data.subarray(start, end), `range ${start}-${end}`);
+    }
+  });
+
+  it('replication and block size can be set per file, capped by the live servers', async () => {
+    const client = cluster.client();
+    const one = await client.writeFile('/r1', Buffer.alloc(3000, 1), { replication: 1, blockSize: 1024 });
+    assert.equal(one.replication, 1);
+    const located = await client.blocks('/r1');
+    assert.equal(located.blocks.length, 3);
+    for (const b of located.blocks) assert.equal(b.replicas.length, 1);
+    await client.writeFile('/r5', Buffer.alloc(10, 2), { replication: 5 });
+    for (const b of (await client.blocks('/r5')).blocks) assert.equal(b.replicas.length, 3);
+  });
+
+  it('a file is invisible until its writer ends it, and an aborted write leaves nothing', async () => {
+    const client = cluster.client();
+    const out = client.createWriteStream('/pending');
+    out.on('error', () => {});
+    await new Promise<void>((done, fail) => out.write(Buffer.alloc(3 * BLOCK, 9), (err) => (err ? fail(err) : done())));
+    assert.equal(await client.exists('/pending'), false);
+    out.destroy(new Error('changed my mind'));
+    await new Promise((r) => out.once('close', r));
+    assert.equal(await client.exists('/pending'), false);
+  });
+
+  it('overwrite replaces a file atomically; without it the name is refused', async () => {
+    const client = cluster.client();
+    await client.writeFile('/ow', 'first');
+    await assert.rejects(client.writeFile('/ow', 'second'), { code: 'EEXIST' });
+    await client.writeFile('/ow', 'second!', { overwrite: true });
+    const back = await sha256Of(await client.createReadStream('/ow'));
+    assert.equal(back.size, 7);
+  });
+});
