@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Cluster } from './helpers/cluster.js';
+import { randomStream, sha256Of } from './helpers/data.js';
+
+describe('many clients at once', () => {
+  let cluster: Cluster;
+  before(async () => { cluster = await Cluster.start({ blockSize: 32 * 1024 }); });
+  after(async () => { await cluster?.stop(); });
+
+  it('10 clients writing 20 files each at the same time: all readable afterwards', async () => {
+    await cluster.client().mkdir('/many');
+    const expected = new Map<string, string>();
+    await Promise.all(Array.from({ length: 10 }, async (_, c) => {
+      const client = cluster.client(); // one connection pool per client
+      for (let i = 0; i < 20; i++) {
+        const path = `/many/c${c}-f${i}`;
+        const src = randomStream((c * 20 + i) * 997 % 100_000, 7000);
+        await client.writeFile(path, src.stream);
+        expected.set(path, src.sha256());
+      }
+    }));
+    const reader = cluster.client();
+    const listed = await reader.readdir('/many');
+    assert.equal(listed.length, 200);
+    for (const [path, sha] of expected) {
+      const back = await sha256Of(await reader.createReadStream(path));
+      assert.equal(back.sha256, sha, path);
+    }
+  });
+
+  it('10 processes of the sdfs command putting files at once', async () => {
+    const { writeFile, mkdtemp } = await import('node:fs/promises');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const dir = await mkdtemp(join(tmpdir(), 'sdfs-conc-'));
+    const files = await Promise.all(Array.from({ length: 10 }, async (_, i) => {
+      const p = join(dir, `local-${i}`);
+      await writeFile(p, Buffer.alloc(100_000 + i, i));
+      return p;
+    }));
+    const results = await Promise.all(files.map((f, i) => cluster.cli(['put', f, `/proc-${i}`])));
+    for (const r of results) assert.equal(r.code, 0, r.stderr);
+    const client = cluster.client();
+    for (let i = 0; i < 10; i++) {
+      const back = await sha256Of(await client.createReadStream(`/proc-${i}`));
+      assert.equal(back.size, 100_000 + i);
+    }
+  });
+});
