@@ -5,6 +5,29 @@ import { SdfsError } from '../protocol/errors.js';
 import type { AllocateBlockResponse, FileStat, OpenUploadResponse, PutBlockResponse } from '../protocol/messages.js';
 import type { ApiCaller } from './api.js';
 
+/** A block's bytes are kept until it is stored, so that it can be sent again, if blocks are no larger than this. */
+const RETRY_BUFFER_LIMIT = 64 * 1024 * 1024;
+const MAX_BLOCK_ATTEMPTS = 3;
+
+interface CurrentBlock {
+  alloc: AllocateBlockResponse;
+  sender: BlockSender;
+  /** The block's bytes so far, for a retry (empty if the block is too large to keep). */
+  kept: Buffer[];
+  size: number;
+}
+
+type SendResult = Awaited<ReturnType<BlockSender['finish']>>;
+
+function incomplete(alloc: AllocateBlockResponse, r: SendResult): boolean {
+  return !r.reply || r.reply.stored.length < alloc.targets.length;
+}
+
+function failedIds(alloc: AllocateBlockResponse, r: SendResult): string[] {
+  if (!r.reply) return [alloc.targets[0]!.id];
+  return alloc.targets.map((t) => t.id).filter((id) => !r.reply!.stored.includes(id));
+}
+
 export interface WriteOptions {
   /** Replace an existing file at the path (atomically, at the end). Default: fail if it exists. */
   overwrite?: boolean;
@@ -24,7 +47,9 @@ export interface WriteOptions {
 export class FileWriteStream extends Writable {
   stat: FileStat | undefined;
   private upload: OpenUploadResponse | undefined;
-  private block: { alloc: AllocateBlockResponse; sender: BlockSender } | undefined;
+  private block: CurrentBlock | undefined;
+  /** Storage servers that failed this file's writes; not asked again for its later blocks. */
+  private readonly avoid = new Set<string>();
   private blockIndex = 0;
   private committed = false;
 
@@ -63,28 +88,60 @@ export class FileWriteStream extends Writable {
     let off = 0;
     while (off < chunk.length) {
       const current = this.block ?? (await this.startBlock());
-      const take = Math.min(blockSize - current.sender.size, chunk.length - off);
-      await current.sender.write(chunk.subarray(off, off + take));
+      const take = Math.min(blockSize - current.size, chunk.length - off);
+      const piece = chunk.subarray(off, off + take);
+      if (blockSize <= RETRY_BUFFER_LIMIT) current.kept.push(piece);
+      current.size += take;
+      await current.sender.write(piece);
       off += take;
-      if (current.sender.size === blockSize) await this.finishBlock();
+      if (current.size === blockSize) await this.finishBlock();
     }
   }
 
-  private async startBlock(): Promise<{ alloc: AllocateBlockResponse; sender: BlockSender }> {
-    const alloc = await this.api<AllocateBlockResponse>('POST', `/uploads/${this.upload!.uploadId}/blocks`, { index: this.blockIndex });
-    const [head, ...rest] = alloc.targets;
-    if (!head) throw new SdfsError('ENOSTORAGE', 'the name server gave no storage server for the block');
-    this.block = { alloc, sender: new BlockSender(head, rest, alloc.blockId, this.dispatcher) };
+  private async startBlock(): Promise<CurrentBlock> {
+    const alloc = await this.allocate();
+    this.block = { alloc, sender: this.send(alloc), kept: [], size: 0 };
     return this.block;
   }
 
+  private async allocate(): Promise<AllocateBlockResponse> {
+    return this.api<AllocateBlockResponse>('POST', `/uploads/${this.upload!.uploadId}/blocks`, {
+      index: this.blockIndex, exclude: [...this.avoid],
+    });
+  }
+
+  private send(alloc: AllocateBlockResponse): BlockSender {
+    const [head, ...rest] = alloc.targets;
+    if (!head) throw new SdfsError('ENOSTORAGE', 'the name server gave no storage server for the block');
+    return new BlockSender(head, rest, alloc.blockId, this.dispatcher);
+  }
+
+  /**
+   * Ends the current block. If a storage server of the pipeline failed and the block's bytes are still
+   * here, the block is sent again to a fresh pipeline without the failed servers (and those are avoided
+   * for the rest of the file); otherwise a block stored on fewer servers than asked is kept, and an
+   * unstored one fails the write.
+   */
   private async finishBlock(): Promise<void> {
-    const { alloc, sender } = this.block!;
+    const current = this.block!;
     this.block = undefined;
-    const result = await sender.finish();
+    let { alloc, sender } = current;
+    let result = await sender.finish();
+    for (let attempt = 1; attempt < MAX_BLOCK_ATTEMPTS && current.kept.length > 0 && incomplete(alloc, result); attempt++) {
+      for (const id of failedIds(alloc, result)) this.avoid.add(id);
+      try {
+        alloc = await this.allocate();
+      } catch (err) {
+        if (result.reply) break; // no other server to try: keep the replicas that were stored
+        throw err;
+      }
+      sender = this.send(alloc);
+      for (const piece of current.kept) await sender.write(piece);
+      result = await sender.finish();
+    }
     if (result.error || !result.reply) {
       throw new SdfsError(result.error?.code ?? 'EUNAVAILABLE',
-        `writing block ${alloc.index} of ${this.path} to ${sender.head.addr} failed: ${result.error?.message ?? 'no reply'}`);
+        `writing block ${alloc.index} of ${this.path} failed: ${result.error?.message ?? 'no reply'}`);
     }
     const reply: PutBlockResponse = result.reply;
     await this.api('POST', `/uploads/${this.upload!.uploadId}/stored`, {
