@@ -82,7 +82,7 @@ describe('durability', () => {
     // Read each block from each replica alone: every storage server still has every block.
     for (const replicaIndex of [0, 1, 2]) {
       const only = { ...located, blocks: located.blocks.map((b) => ({ ...b, replicas: [b.replicas[replicaIndex]!] })) };
-      const { createFileReadStream } = await import('../src/client/read-stream.js');
+      const { createFileReadStream } = await import('../src/protocol/file-read-stream.js');
       const { newAgent } = await import('../src/protocol/http.js');
       const agent = newAgent();
       const back = await sha256Of(createFileReadStream(only, agent));

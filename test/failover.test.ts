@@ -25,7 +25,7 @@ describe('failover', () => {
       await fh.close();
     }
     const failures: string[] = [];
-    const { createFileReadStream } = await import('../src/client/read-stream.js');
+    const { createFileReadStream } = await import('../src/protocol/file-read-stream.js');
     const { newAgent } = await import('../src/protocol/http.js');
     const agent = newAgent();
     const back = await sha256Of(createFileReadStream(located, agent, {}, (_b, r, e) => failures.push(`${r.id}:${e.code}`)));

@@ -7,9 +7,9 @@ import { SdfsError } from '../protocol/errors.js';
 import { newAgent } from '../protocol/http.js';
 import type { BlocksResponse, ClusterResponse, FileStat, ListResponse } from '../protocol/messages.js';
 import { resolvePath } from '../protocol/paths.js';
-import { apiCaller, type ApiCaller } from './api.js';
-import { createFileReadStream, type ReadOptions, type ReplicaFailure } from './read-stream.js';
-import { FileWriteStream, type WriteOptions } from './write-stream.js';
+import { apiCaller, type ApiCaller } from '../protocol/api-caller.js';
+import { createFileReadStream, type ReadOptions, type ReplicaFailure } from '../protocol/file-read-stream.js';
+import { FileWriteStream, type WriteOptions } from '../protocol/file-write-stream.js';
 
 export interface ClientOptions {
   /** Called when a replica fails during a read (the read goes on from another one). */

@@ -1,6 +1,6 @@
 /** The sdfs client library: `connect(url)` and the types it speaks. */
 export { connect, SdfsClient, type ClientOptions, type Progress } from './client.js';
-export { FileWriteStream, type WriteOptions } from './write-stream.js';
-export type { ReadOptions, ReplicaFailure } from './read-stream.js';
+export { FileWriteStream, type WriteOptions } from '../protocol/file-write-stream.js';
+export type { ReadOptions, ReplicaFailure } from '../protocol/file-read-stream.js';
 export { SdfsError, ERROR_TABLE, type ErrorCode } from '../protocol/errors.js';
 export type { FileStat, BlocksResponse, BlockLocation, ClusterResponse, StorageInfo } from '../protocol/messages.js';

@@ -88,8 +88,9 @@ function blocksOf(db: Db, ns: Namespace, storages: StorageRegistry, path: string
       const s = storages.get(storage);
       return { id: storage, addr: s?.addr ?? '', alive: s?.alive ?? false };
     }).filter((x) => x.addr !== '');
-    // Live replicas first, in random order, so that readers spread over them.
-    replicas.sort((a, b) => Number(b.alive) - Number(a.alive) || Math.random() - 0.5);
+    // Live replicas first, each group in random order, so that readers spread over them.
+    shuffle(replicas);
+    replicas.sort((a, b) => Number(b.alive) - Number(a.alive));
     const out = { id: r.id, index: r.idx, offset, size: r.size, sha256: r.sha256, replicas };
     offset += r.size;
     return out;
@@ -103,4 +104,11 @@ function wipeNamespace(db: Db): void {
     db.exec(`DELETE FROM file_blocks; DELETE FROM upload_blocks; DELETE FROM uploads; DELETE FROM replicas;
       DELETE FROM blocks; DELETE FROM garbage; DELETE FROM inodes WHERE id != 1;`);
   })();
+}
+
+function shuffle<T>(items: T[]): void {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
 }

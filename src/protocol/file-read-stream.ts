@@ -1,10 +1,10 @@
 import { Readable } from 'node:stream';
 import { crc32 } from 'node:zlib';
 import { request, type Dispatcher } from 'undici';
-import { CHUNK_SIZE } from '../protocol/blocks.js';
-import { SdfsError, toSdfsError } from '../protocol/errors.js';
-import { addrToUrl } from '../protocol/http.js';
-import { BLOCK_HEADERS, type BlockLocation, type BlocksResponse } from '../protocol/messages.js';
+import { CHUNK_SIZE } from './blocks.js';
+import { SdfsError, toSdfsError } from './errors.js';
+import { addrToUrl } from './http.js';
+import { BLOCK_HEADERS, type BlockLocation, type BlocksResponse } from './messages.js';
 
 export interface ReadOptions {
   /** First byte to read (default 0). */

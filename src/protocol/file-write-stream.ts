@@ -1,9 +1,9 @@
 import { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { BlockSender } from '../protocol/block-sender.js';
-import { SdfsError } from '../protocol/errors.js';
-import type { AllocateBlockResponse, FileStat, OpenUploadResponse, PutBlockResponse } from '../protocol/messages.js';
-import type { ApiCaller } from './api.js';
+import { BlockSender } from './block-sender.js';
+import { SdfsError } from './errors.js';
+import type { AllocateBlockResponse, FileStat, OpenUploadResponse, PutBlockResponse } from './messages.js';
+import type { ApiCaller } from './api-caller.js';
 
 /** A block's bytes are kept until it is stored, so that it can be sent again, if blocks are no larger than this. */
 const RETRY_BUFFER_LIMIT = 64 * 1024 * 1024;
