@@ -23,9 +23,13 @@ function incomplete(alloc: AllocateBlockResponse, r: SendResult): boolean {
   return !r.reply || r.reply.stored.length < alloc.targets.length;
 }
 
+/**
+ * The storage server where the pipeline broke: the first target that did not store the block. The
+ * ones after it never received it, through no fault of their own, so they are not blamed.
+ */
 function failedIds(alloc: AllocateBlockResponse, r: SendResult): string[] {
-  if (!r.reply) return [alloc.targets[0]!.id];
-  return alloc.targets.map((t) => t.id).filter((id) => !r.reply!.stored.includes(id));
+  const broken = alloc.targets.find((t) => !r.reply?.stored.includes(t.id));
+  return broken ? [broken.id] : [];
 }
 
 export interface WriteOptions {
