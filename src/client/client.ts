@@ -5,7 +5,9 @@ import { pipeline } from 'node:stream/promises';
 import type { Agent } from 'undici';
 import { SdfsError } from '../protocol/errors.js';
 import { newAgent } from '../protocol/http.js';
-import type { BlocksResponse, ClusterResponse, FileStat, ListResponse } from '../protocol/messages.js';
+import type {
+  BlocksResponse, ClusterResponse, FileStat, FsckResponse, ListResponse, StatusResponse, StorageInfo,
+} from '../protocol/messages.js';
 import { resolvePath } from '../protocol/paths.js';
 import { apiCaller, type ApiCaller } from '../protocol/api-caller.js';
 import { createFileReadStream, type ReadOptions, type ReplicaFailure } from '../protocol/file-read-stream.js';
@@ -28,8 +30,17 @@ export class SdfsClient {
   private readonly agent: Agent = newAgent();
   private readonly api: ApiCaller;
 
-  constructor(readonly url: string, private readonly opts: ClientOptions = {}) {
+  private readonly onReplicaFailure: ReplicaFailure;
+
+  constructor(readonly url: string, opts: ClientOptions = {}) {
     this.api = apiCaller(url, this.agent);
+    // A replica that fails its checksum is reported, so that the name server replaces it.
+    this.onReplicaFailure = (block, replica, err) => {
+      if (err.code === 'ECHECKSUM') {
+        this.api('POST', `/blocks/${block.id}/bad`, { storage: replica.id, reason: err.message }).catch(() => {});
+      }
+      opts.onReplicaFailure?.(block, replica, err);
+    };
   }
 
   stat(path: string): Promise<FileStat> {
@@ -88,6 +99,21 @@ export class SdfsClient {
     return this.api('POST', '/cluster/init', {});
   }
 
+  /** Live and dead storage servers, space, file counts, and under-replicated and missing blocks. */
+  status(): Promise<StatusResponse> {
+    return this.api('GET', '/cluster/status');
+  }
+
+  /** Each file's health under `path`. */
+  fsck(path = '/'): Promise<FsckResponse> {
+    return this.api('GET', '/fsck', undefined, { path });
+  }
+
+  /** Drains a storage server (by id, id prefix or address) so that it can be stopped without loss; `cancel` undoes it. */
+  decommission(storage: string, opts: { cancel?: boolean } = {}): Promise<StorageInfo> {
+    return this.api('POST', '/storages/decommission', { storage, cancel: opts.cancel ?? false });
+  }
+
   createWriteStream(path: string, opts: WriteOptions = {}): FileWriteStream {
     return new FileWriteStream(this.api, this.agent, resolvePath(path), opts);
   }
@@ -95,7 +121,7 @@ export class SdfsClient {
   /** Streams a file's bytes; the block list is fetched first, so a missing file fails here. */
   async createReadStream(path: string, opts: ReadOptions = {}): Promise<Readable> {
     const located = await this.blocks(path);
-    return createFileReadStream(located, this.agent, opts, this.opts.onReplicaFailure);
+    return createFileReadStream(located, this.agent, opts, this.onReplicaFailure);
   }
 
   /** Writes all of `source` to `path`. */
@@ -123,7 +149,7 @@ export class SdfsClient {
     const tmp = `${localPath}.sdfs-partial-${process.pid}`;
     try {
       await pipeline(
-        createFileReadStream(located, this.agent, opts, this.opts.onReplicaFailure),
+        createFileReadStream(located, this.agent, opts, this.onReplicaFailure),
         progressStage(opts.onProgress),
         createLocalWriteStream(tmp),
         { signal: opts.signal },

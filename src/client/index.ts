@@ -3,4 +3,6 @@ export { connect, SdfsClient, type ClientOptions, type Progress } from './client
 export { FileWriteStream, type WriteOptions } from '../protocol/file-write-stream.js';
 export type { ReadOptions, ReplicaFailure } from '../protocol/file-read-stream.js';
 export { SdfsError, ERROR_TABLE, type ErrorCode } from '../protocol/errors.js';
-export type { FileStat, BlocksResponse, BlockLocation, ClusterResponse, StorageInfo } from '../protocol/messages.js';
+export type {
+  FileStat, BlocksResponse, BlockLocation, ClusterResponse, StorageInfo, StatusResponse, FsckResponse, FsckFile,
+} from '../protocol/messages.js';

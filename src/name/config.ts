@@ -1,3 +1,5 @@
+import { DISCOVERY_DEFAULTS } from '../protocol/announcement.js';
+
 /** Everything a name server is told at start; it reads no other configuration. */
 export interface NameConfig {
   /** Address to listen on. */
@@ -18,6 +20,22 @@ export interface NameConfig {
   gcIntervalMs: number;
   /** An upload untouched this long is aborted, ms. */
   uploadExpiryMs: number;
+  /** How often storage servers send their full block list, ms. */
+  blockReportMs: number;
+  /** How often liveness is checked and, when something changed, replication, ms. */
+  replicationIntervalMs: number;
+  /** Block copies in flight at once when re-replicating. */
+  maxCopies: number;
+  /** Name of the cluster, announced in the broadcasts; storage servers join only their own cluster's name server. */
+  cluster: string;
+  /** Whether to announce this name server on the LAN by UDP broadcast (never while it listens on loopback only). */
+  broadcast: boolean;
+  /** Where the announcements go: 255.255.255.255 (the local link) or a subnet's broadcast address. */
+  broadcastAddress: string;
+  /** UDP port the announcements go to (the port storage servers listen on). */
+  discoveryPort: number;
+  /** Interval between two announcements, ms. */
+  broadcastIntervalMs: number;
 }
 
 export const NAME_DEFAULTS = {
@@ -29,4 +47,12 @@ export const NAME_DEFAULTS = {
   deadAfterMs: 15_000,
   gcIntervalMs: 2000,
   uploadExpiryMs: 60 * 60 * 1000,
+  blockReportMs: 60_000,
+  replicationIntervalMs: 1000,
+  maxCopies: 8,
+  cluster: DISCOVERY_DEFAULTS.cluster,
+  broadcast: true,
+  broadcastAddress: DISCOVERY_DEFAULTS.broadcastAddress,
+  discoveryPort: DISCOVERY_DEFAULTS.port,
+  broadcastIntervalMs: DISCOVERY_DEFAULTS.intervalMs,
 } as const;

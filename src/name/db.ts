@@ -81,6 +81,9 @@ const MIGRATIONS: string[] = [
     PRIMARY KEY (block, storage)
   ) WITHOUT ROWID;
   `,
+  `
+  ALTER TABLE storages ADD COLUMN state TEXT NOT NULL DEFAULT 'normal' CHECK (state IN ('normal', 'draining'));
+  `,
 ];
 
 export function openDb(dataDir: string): Db {

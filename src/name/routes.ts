@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { SdfsError } from '../protocol/errors.js';
 import {
   AllocateBlockRequest, API_PREFIX, CompleteBlockRequest, CreateRequest, DeleteRequest, MkdirRequest, MoveRequest,
-  OpenUploadRequest, PathQuery, StorageReport,
+  BadReplicaReport, BlockReport, DecommissionRequest, OpenUploadRequest, PathQuery, StorageReport,
   type BlocksResponse, type ClusterResponse, type HeartbeatResponse,
 } from '../protocol/messages.js';
 import { resolvePath } from '../protocol/paths.js';
@@ -10,19 +10,25 @@ import type { NameConfig } from './config.js';
 import type { Namespace } from './namespace.js';
 import type { StorageRegistry } from './storages.js';
 import type { Uploads } from './uploads.js';
+import type { BlockMap } from './block-map.js';
+import type { Health } from './health.js';
+import type { Replicator } from './replicator.js';
 
 export interface NameServices {
   config: NameConfig;
   ns: Namespace;
   uploads: Uploads;
   storages: StorageRegistry;
+  map: BlockMap;
+  replicator: Replicator;
+  health: Health;
   blocksOf(path: string): BlocksResponse;
   cluster(): ClusterResponse;
   init(): Promise<ClusterResponse>;
 }
 
 type Req<B = unknown, Q = unknown, P = unknown> = FastifyRequest<{ Body: B; Querystring: Q; Params: P }>;
-const UploadParams = { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9a-f]{32}$' } }, required: ['id'] } as const;
+const IdParams = { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9a-f]{32}$' } }, required: ['id'] } as const;
 
 /** The HTTP/JSON API of the name server, for clients and storage servers. */
 export function registerApiRoutes(app: FastifyInstance, s: NameServices): void {
@@ -44,16 +50,16 @@ export function registerApiRoutes(app: FastifyInstance, s: NameServices): void {
   });
 
   app.post(`${p}/uploads`, { schema: { body: OpenUploadRequest } }, async (req: Req<OpenUploadRequest>) => s.uploads.open(req.body));
-  app.post(`${p}/uploads/:id/blocks`, { schema: { body: AllocateBlockRequest, params: UploadParams } },
+  app.post(`${p}/uploads/:id/blocks`, { schema: { body: AllocateBlockRequest, params: IdParams } },
     async (req: Req<AllocateBlockRequest, unknown, { id: string }>) => s.uploads.allocate(req.params.id, req.body.index, req.body.exclude));
-  app.post(`${p}/uploads/:id/stored`, { schema: { body: CompleteBlockRequest, params: UploadParams } },
+  app.post(`${p}/uploads/:id/stored`, { schema: { body: CompleteBlockRequest, params: IdParams } },
     async (req: Req<CompleteBlockRequest, unknown, { id: string }>) => {
       s.uploads.completeBlock(req.params.id, req.body);
       return { ok: true };
     });
-  app.post(`${p}/uploads/:id/commit`, { schema: { params: UploadParams } },
+  app.post(`${p}/uploads/:id/commit`, { schema: { params: IdParams } },
     async (req: Req<unknown, unknown, { id: string }>) => s.uploads.commit(req.params.id));
-  app.delete(`${p}/uploads/:id`, { schema: { params: UploadParams } }, async (req: Req<unknown, unknown, { id: string }>) => {
+  app.delete(`${p}/uploads/:id`, { schema: { params: IdParams } }, async (req: Req<unknown, unknown, { id: string }>) => {
     s.uploads.abort(req.params.id);
     return { aborted: req.params.id };
   });
@@ -63,12 +69,33 @@ export function registerApiRoutes(app: FastifyInstance, s: NameServices): void {
 
   app.post(`${p}/storages/register`, { schema: { body: StorageReport } }, async (req: Req<StorageReport>): Promise<HeartbeatResponse> => {
     s.storages.register(req.body, remoteHost(req));
-    return { heartbeatMs: s.config.heartbeatMs };
+    return { heartbeatMs: s.config.heartbeatMs, blockReportMs: s.config.blockReportMs };
   });
   app.post(`${p}/storages/heartbeat`, { schema: { body: StorageReport } }, async (req: Req<StorageReport>): Promise<HeartbeatResponse> => {
     s.storages.heartbeat(req.body);
-    return { heartbeatMs: s.config.heartbeatMs };
+    return { heartbeatMs: s.config.heartbeatMs, blockReportMs: s.config.blockReportMs };
   });
+  // A full block list can be large (35 bytes a block): its own body limit.
+  app.post(`${p}/storages/blocks`, { schema: { body: BlockReport }, bodyLimit: 512 * 1024 * 1024 }, async (req: Req<BlockReport>) => {
+    if (!s.storages.get(req.body.id)) throw new SdfsError('ENOENT', 'unknown storage server: register first');
+    // Blocks younger than two report intervals may have been stored after the list was taken.
+    const result = s.map.applyReport(req.body.id, req.body.blocks, 2 * s.config.blockReportMs + 10_000);
+    if (result.added + result.lost > 0) s.replicator.markDirty();
+    return result;
+  });
+  app.post(`${p}/blocks/:id/bad`, { schema: { body: BadReplicaReport, params: IdParams } },
+    async (req: Req<BadReplicaReport, unknown, { id: string }>) => {
+      const dropped = s.map.reportBad(req.params.id, req.body.storage);
+      if (dropped) s.replicator.markDirty();
+      return { dropped };
+    });
+  app.post(`${p}/storages/decommission`, { schema: { body: DecommissionRequest } }, async (req: Req<DecommissionRequest>) => {
+    const target = s.storages.find(req.body.storage);
+    s.storages.setState(target.id, req.body.cancel ? 'normal' : 'draining');
+    return s.storages.get(target.id)!;
+  });
+  app.get(`${p}/cluster/status`, async () => s.health.status());
+  app.get(`${p}/fsck`, { schema: { querystring: PathQuery } }, async (req: Req<unknown, PathQuery>) => s.health.fsck(req.query.path));
 }
 
 function remoteHost(req: FastifyRequest): string {

@@ -7,8 +7,12 @@ import type { BlocksResponse, ClusterResponse } from '../protocol/messages.js';
 import { resolvePath } from '../protocol/paths.js';
 import type { NameConfig } from './config.js';
 import { openDb, type Db } from './db.js';
+import { BlockMap } from './block-map.js';
+import { startBroadcasting } from './broadcaster.js';
 import { GarbageCollector } from './garbage.js';
+import { Health } from './health.js';
 import { Namespace, toStat } from './namespace.js';
+import { Replicator } from './replicator.js';
 import { registerApiRoutes } from './routes.js';
 import { StorageRegistry } from './storages.js';
 import { Uploads } from './uploads.js';
@@ -30,6 +34,12 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
   const gc = new GarbageCollector(db, storages, uploads, {
     intervalMs: config.gcIntervalMs, uploadExpiryMs: config.uploadExpiryMs, dispatcher,
   });
+  const map = new BlockMap(db);
+  const replicator = new Replicator(map, storages, {
+    intervalMs: config.replicationIntervalMs, fullScanMs: 10 * config.blockReportMs, maxCopies: config.maxCopies, dispatcher,
+  });
+  storages.onChange = () => replicator.markDirty();
+  const health = new Health(db, ns, map, storages, replicator);
 
   const cluster = (): ClusterResponse => {
     const all = storages.all();
@@ -46,7 +56,7 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
   const app = Fastify(SERVER_OPTIONS);
   installErrorHandler(app);
   registerApiRoutes(app, {
-    config, ns, uploads, storages, cluster,
+    config, ns, uploads, storages, cluster, map, replicator, health,
     blocksOf: (path) => blocksOf(db, ns, storages, path),
     async init() {
       wipeNamespace(db);
@@ -62,12 +72,16 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   gc.start();
+  replicator.start();
+  const broadcaster = await startBroadcasting(config, port);
 
   return {
     port,
     url: `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`,
     async stop() {
+      await broadcaster?.stop();
       await app.close();
+      await replicator.stop();
       await gc.stop();
       await dispatcher.close();
       db.close();

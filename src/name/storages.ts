@@ -15,11 +15,11 @@ export class StorageRegistry {
   private readonly byId = new Map<string, StorageState>();
 
   constructor(private readonly db: Db, private readonly deadAfterMs: number) {
-    for (const row of db.prepare<[], { id: string; addr: string; capacity: number; free: number; used: number; blocks: number; last_heartbeat: number }>(
+    for (const row of db.prepare<[], { id: string; addr: string; capacity: number; free: number; used: number; blocks: number; last_heartbeat: number; state: StorageInfo['state'] }>(
       'SELECT * FROM storages').all()) {
       this.byId.set(row.id, {
         id: row.id, addr: row.addr, capacity: row.capacity, free: row.free, used: row.used, blocks: row.blocks,
-        lastHeartbeat: row.last_heartbeat, alive: false, lastSeen: 0,
+        lastHeartbeat: row.last_heartbeat, alive: false, lastSeen: 0, state: row.state,
       });
     }
   }
@@ -28,16 +28,62 @@ export class StorageRegistry {
     const host = report.host || remoteHost;
     const addr = host.includes(':') && !host.startsWith('[') ? `[${host}]:${report.port}` : `${host}:${report.port}`;
     const now = Date.now();
+    const previous = this.byId.get(report.id);
     const state: StorageState = {
       id: report.id, addr, capacity: report.capacity, free: report.free, used: report.used, blocks: report.blocks,
-      lastHeartbeat: now, alive: true, lastSeen: now,
+      lastHeartbeat: now, alive: true, lastSeen: now, state: previous?.state ?? 'normal',
     };
     this.byId.set(report.id, state);
     this.db.prepare(`INSERT INTO storages (id, addr, capacity, free, used, blocks, last_heartbeat) VALUES (?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, capacity = excluded.capacity, free = excluded.free,
       used = excluded.used, blocks = excluded.blocks, last_heartbeat = excluded.last_heartbeat`)
       .run(state.id, addr, state.capacity, state.free, state.used, state.blocks, now);
+    this.onChange?.();
     return this.info(state);
+  }
+
+  /** Called when the set of usable storage servers may have changed (a registration, a death, a state change). */
+  onChange: (() => void) | undefined;
+
+  setState(id: string, state: StorageInfo['state']): void {
+    const s = this.byId.get(id);
+    if (!s) throw new SdfsError('ENOENT', `no storage server ${id}`);
+    s.state = state;
+    this.db.prepare('UPDATE storages SET state = ? WHERE id = ?').run(state, id);
+    this.onChange?.();
+  }
+
+  /** Finds a storage server by id, unique id prefix, or address. */
+  find(ref: string): StorageInfo {
+    const all = this.all();
+    const exact = all.find((s) => s.id === ref || s.addr === ref);
+    if (exact) return exact;
+    const byPrefix = all.filter((s) => s.id.startsWith(ref.toLowerCase()));
+    if (byPrefix.length === 1) return byPrefix[0]!;
+    throw new SdfsError(byPrefix.length > 1 ? 'EINVAL' : 'ENOENT', byPrefix.length > 1 ? `ambiguous storage server: ${ref}` : `no storage server ${ref}`);
+  }
+
+  /** Alive and not draining: may receive new replicas, and its replicas count toward a block's replication. */
+  usable(): StorageInfo[] {
+    return this.live().filter((s) => s.state === 'normal');
+  }
+
+  /**
+   * Notices storage servers whose heartbeats stopped since the last call; returns true if any
+   * changed state, so that the caller can look for blocks to re-replicate.
+   */
+  checkLiveness(): boolean {
+    const now = Date.now();
+    let changed = false;
+    for (const s of this.byId.values()) {
+      const alive = this.isAlive(s, now);
+      if (alive !== s.alive) {
+        s.alive = alive;
+        changed = true;
+      }
+    }
+    if (changed) this.onChange?.();
+    return changed;
   }
 
   /** Records a heartbeat; ENOENT tells a storage server this process does not know it yet. */
@@ -49,6 +95,10 @@ export class StorageRegistry {
     s.used = report.used;
     s.blocks = report.blocks;
     s.lastSeen = s.lastHeartbeat = Date.now();
+    if (!s.alive) {
+      s.alive = true;
+      this.onChange?.();
+    }
   }
 
   private isAlive(s: StorageState, now = Date.now()): boolean {
@@ -78,7 +128,7 @@ export class StorageRegistry {
    * with some randomness so that load spreads. Throws when none is available.
    */
   choose(count: number, blockSize: number, exclude: string[] = []): StorageRef[] {
-    const candidates = this.live().filter((s) => !exclude.includes(s.id));
+    const candidates = this.usable().filter((s) => !exclude.includes(s.id));
     if (candidates.length === 0) throw new SdfsError('ENOSTORAGE', 'no live storage server is available');
     const roomy = candidates.filter((s) => s.free >= blockSize);
     if (roomy.length === 0) throw new SdfsError('ENOSPACE', 'no live storage server has room for another block');

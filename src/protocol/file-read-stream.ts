@@ -43,7 +43,7 @@ export function createFileReadStream(
   return Readable.from(bytes(), { objectMode: false, highWaterMark: 1024 * 1024 });
 }
 
-async function* readBlock(
+export async function* readBlock(
   block: BlockLocation, from: number, to: number, dispatcher: Dispatcher, signal: AbortSignal | undefined, onFailure?: ReplicaFailure,
 ): AsyncGenerator<Buffer> {
   let pos = from;

@@ -112,8 +112,72 @@ export const StorageInfo = Type.Object({
   used: Type.Integer(),
   blocks: Type.Integer(),
   lastHeartbeat: Type.Number(),
+  /** `draining`: being decommissioned; it gets no new blocks and its replicas are copied elsewhere. */
+  state: Type.Union([Type.Literal('normal'), Type.Literal('draining')]),
 });
 export type StorageInfo = Static<typeof StorageInfo>;
+
+export const BlockReport = Type.Object({
+  id: IdField,
+  /** Every block the storage server holds. */
+  blocks: Type.Array(IdField, { maxItems: 10_000_000 }),
+});
+export type BlockReport = Static<typeof BlockReport>;
+
+export const BadReplicaReport = Type.Object({ storage: IdField, reason: Type.Optional(Type.String({ maxLength: 500 })) });
+export type BadReplicaReport = Static<typeof BadReplicaReport>;
+
+export const DecommissionRequest = Type.Object({
+  /** A storage server's id, a unique prefix of it, or its address. */
+  storage: Type.String({ minLength: 1, maxLength: 300 }),
+  cancel: Type.Optional(Type.Boolean()),
+});
+export type DecommissionRequest = Static<typeof DecommissionRequest>;
+
+/** Replication health of the blocks of files, as counted by the name server. */
+export const BlockHealth = Type.Object({
+  blocks: Type.Integer(),
+  /** Blocks with fewer live replicas than their files ask for (capped by the usable storage servers). */
+  underReplicated: Type.Integer(),
+  /** Blocks with no live replica at all: their data is unreachable until a server comes back. */
+  missing: Type.Integer(),
+  overReplicated: Type.Integer(),
+});
+export type BlockHealth = Static<typeof BlockHealth>;
+
+export const StatusResponse = Type.Object({
+  storages: Type.Array(Type.Intersect([StorageInfo, Type.Object({ drained: Type.Boolean() })])),
+  files: Type.Integer(),
+  dirs: Type.Integer(),
+  capacity: Type.Integer(),
+  free: Type.Integer(),
+  used: Type.Integer(),
+  health: BlockHealth,
+  replicationInFlight: Type.Integer(),
+});
+export type StatusResponse = Static<typeof StatusResponse>;
+
+export const FsckFile = Type.Object({
+  path: Type.String(),
+  size: Type.Integer(),
+  replication: Type.Integer(),
+  blocks: Type.Integer(),
+  underReplicated: Type.Integer(),
+  missing: Type.Integer(),
+  status: Type.Union([Type.Literal('healthy'), Type.Literal('under-replicated'), Type.Literal('missing-blocks')]),
+});
+export type FsckFile = Static<typeof FsckFile>;
+
+export const FsckResponse = Type.Object({ path: Type.String(), files: Type.Array(FsckFile), healthy: Type.Boolean() });
+export type FsckResponse = Static<typeof FsckResponse>;
+
+export const FetchBlockRequest = Type.Object({
+  /** A storage server that holds the block: `host:port`. */
+  source: Type.String({ minLength: 1, maxLength: 300 }),
+  size: Type.Integer({ minimum: 1 }),
+  sha256: Sha256,
+});
+export type FetchBlockRequest = Static<typeof FetchBlockRequest>;
 
 export const ClusterResponse = Type.Object({
   storages: Type.Array(StorageInfo),
@@ -137,7 +201,11 @@ export const StorageReport = Type.Object({
 });
 export type StorageReport = Static<typeof StorageReport>;
 
-export const HeartbeatResponse = Type.Object({ heartbeatMs: Type.Integer() });
+export const HeartbeatResponse = Type.Object({
+  heartbeatMs: Type.Integer(),
+  /** How often the storage server sends its full block list. */
+  blockReportMs: Type.Integer(),
+});
 export type HeartbeatResponse = Static<typeof HeartbeatResponse>;
 
 // Storage server's own replies.

@@ -135,6 +135,18 @@ export class BlockStore {
     return true;
   }
 
+  /** Moves a damaged block out of the way (to `corrupt/`), where an operator may still look at it. */
+  async quarantine(id: string): Promise<void> {
+    validateId(id);
+    const size = this.ids.get(id);
+    if (size === undefined) return;
+    this.ids.delete(id);
+    this.usedBytes -= size;
+    const dir = join(this.dataDir, 'corrupt');
+    await fs.mkdir(dir, { recursive: true });
+    await fs.rename(this.pathOf(id), join(dir, `${id}.${Date.now()}`)).catch(() => fs.rm(this.pathOf(id), { force: true }));
+  }
+
   /** Removes every block: the shell's `init`. */
   async wipe(): Promise<void> {
     for (const id of [...this.ids.keys()]) await this.delete(id);

@@ -1,7 +1,16 @@
+import { DISCOVERY_DEFAULTS } from '../protocol/announcement.js';
+
 /** Everything a storage server is told at start; it reads no other configuration. */
 export interface StorageConfig {
-  /** Base URL of the name server, e.g. `http://127.0.0.1:6235`. */
-  nameServer: string;
+  /**
+   * Base URL of the name server, e.g. `http://127.0.0.1:6235`. Undefined: the storage server listens
+   * for the broadcasts of name servers and joins the first one of its cluster that it hears.
+   */
+  nameServer?: string;
+  /** Name of the cluster to join when the name server is found by broadcast. */
+  cluster: string;
+  /** UDP port to listen on for name server broadcasts (only without `nameServer`). */
+  discoveryPort: number;
   /** Address to listen on. */
   host: string;
   /** Port to listen on; 0 picks a free one. */
@@ -14,11 +23,19 @@ export interface StorageConfig {
   maxBlockSize: number;
   /** Interval between heartbeats to the name server, ms. */
   heartbeatMs: number;
+  /** Bytes per second the background scrub may read to verify blocks; 0 turns it off. */
+  scrubBytesPerSecond: number;
+  /** Pause between two scrub passes over all blocks, ms. */
+  scrubPassIntervalMs: number;
 }
 
 export const STORAGE_DEFAULTS = {
+  cluster: DISCOVERY_DEFAULTS.cluster,
+  discoveryPort: DISCOVERY_DEFAULTS.port,
   host: '0.0.0.0',
   port: 3500,
   maxBlockSize: 1024 * 1024 * 1024,
   heartbeatMs: 3000,
+  scrubBytesPerSecond: 32 * 1024 * 1024,
+  scrubPassIntervalMs: 60 * 60 * 1000,
 } as const;

@@ -5,20 +5,24 @@ import { callJson } from '../protocol/http.js';
 
 /**
  * Keeps the name server informed: registers at start, then sends a heartbeat with capacity and block
- * count at a steady interval. A name server that forgot this storage server (ENOENT) is registered
- * with again; one that cannot be reached is retried on the next beat.
+ * count at a steady interval, and the full list of its blocks after each registration and then at
+ * the interval the name server asks for. A name server that forgot this storage server (ENOENT) is
+ * registered with again; one that cannot be reached is retried on the next beat.
  */
 export class Reporter {
   private timer: NodeJS.Timeout | undefined;
   private registered = false;
   private stopped = false;
   private lastError: string | undefined;
+  private blockReportMs = 60_000;
+  private lastBlockReport = 0;
 
   constructor(
     private readonly nameServer: string,
     private readonly report: () => Promise<StorageReport>,
     private intervalMs: number,
     private readonly dispatcher: Dispatcher,
+    private readonly blocks: () => string[],
   ) {}
 
   start(): void {
@@ -36,8 +40,14 @@ export class Reporter {
       const path = this.registered ? `${API_PREFIX}/storages/heartbeat` : `${API_PREFIX}/storages/register`;
       const res = await callJson<HeartbeatResponse>(this.nameServer, path, { body, dispatcher: this.dispatcher });
       if (!this.registered) console.log(JSON.stringify({ event: 'registered', nameServer: this.nameServer, id: body.id }));
+      if (!this.registered) this.lastBlockReport = 0;
       this.registered = true;
       this.intervalMs = res.heartbeatMs;
+      this.blockReportMs = res.blockReportMs;
+      if (Date.now() - this.lastBlockReport >= this.blockReportMs) {
+        await callJson(this.nameServer, `${API_PREFIX}/storages/blocks`, { body: { id: body.id, blocks: this.blocks() }, dispatcher: this.dispatcher });
+        this.lastBlockReport = Date.now();
+      }
       this.lastError = undefined;
     } catch (err) {
       if (err instanceof SdfsError && err.code === 'ENOENT') this.registered = false;

@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
 import { parsePipeline, validateId } from '../protocol/blocks.js';
 import { SdfsError, toSdfsError } from '../protocol/errors.js';
-import { BLOCK_HEADERS, type PutBlockResponse } from '../protocol/messages.js';
+import { readBlock } from '../protocol/file-read-stream.js';
+import { BLOCK_HEADERS, FetchBlockRequest, type PutBlockResponse } from '../protocol/messages.js';
 import type { BlockStore } from './block-store.js';
 import { BlockSender } from '../protocol/block-sender.js';
 
@@ -64,6 +65,29 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
     if (range.partial) void reply.header('content-range', `bytes ${range.start}-${range.end - 1}/${meta.size}`);
     return reply.send(stream ?? '');
   });
+
+  // Re-replication: the name server asks this server to pull a block from another that holds it.
+  app.post('/v1/blocks/:id/fetch', { schema: { body: FetchBlockRequest } },
+    async (req: FastifyRequest<{ Params: { id: string }; Body: FetchBlockRequest }>) => {
+      const id = validateId(req.params.id);
+      if (store.has(id)) return { id, stored: [selfId] };
+      const { source, size, sha256 } = req.body;
+      const writer = await store.createWriter(id, maxBlockSize);
+      try {
+        const located = { id, index: 0, offset: 0, size, sha256, replicas: [{ id, addr: source, alive: true }] };
+        for await (const chunk of readBlock(located, 0, size, dispatcher, undefined)) await writer.write(chunk);
+        if (writer.bytes !== size) throw new SdfsError('ECHECKSUM', `fetched ${writer.bytes} bytes of ${size}`);
+      } catch (err) {
+        await writer.abort();
+        throw err;
+      }
+      const meta = await writer.commit();
+      if (meta.sha256 !== sha256) {
+        await store.delete(id);
+        throw new SdfsError('ECHECKSUM', `block ${id} fetched from ${source} has another SHA-256`);
+      }
+      return { id, stored: [selfId] };
+    });
 
   app.delete('/v1/blocks/:id', async (req: FastifyRequest<{ Params: { id: string } }>) => {
     const id = validateId(req.params.id);

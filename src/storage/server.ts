@@ -2,13 +2,16 @@ import Fastify from 'fastify';
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
 import { newId, ID_PATTERN } from '../protocol/blocks.js';
-import { newAgent } from '../protocol/http.js';
+import { SdfsError } from '../protocol/errors.js';
+import { callJson, newAgent } from '../protocol/http.js';
 import { installErrorHandler, SERVER_OPTIONS } from '../protocol/http-server.js';
-import type { StorageReport } from '../protocol/messages.js';
+import { API_PREFIX, type StorageReport } from '../protocol/messages.js';
 import { BlockStore } from './block-store.js';
 import type { StorageConfig } from './config.js';
+import { Discovery } from './discovery.js';
 import { Reporter } from './reporter.js';
 import { registerBlockRoutes } from './routes.js';
+import { Scrubber } from './scrubber.js';
 
 export interface RunningStorageServer {
   id: string;
@@ -38,14 +41,43 @@ export async function startStorageServer(config: StorageConfig): Promise<Running
     return { id, host: config.advertiseHost, port, capacity, free, used: store.used, blocks: store.blockCount };
   }
 
-  const reporter = new Reporter(config.nameServer, report, config.heartbeatMs, dispatcher);
-  reporter.start();
+  // The name server: the one given, or else the first one of the cluster heard on the LAN.
+  let nameServer: string | undefined;
+  let reporter: Reporter | undefined;
+  const join = (url: string): void => {
+    nameServer = url;
+    reporter = new Reporter(url, report, config.heartbeatMs, dispatcher, () => store.list());
+    reporter.start();
+  };
+  let discovery: Discovery | undefined;
+  if (config.nameServer !== undefined) join(config.nameServer);
+  else {
+    discovery = new Discovery({
+      cluster: config.cluster, port: config.discoveryPort,
+      onFound(found) {
+        console.log(JSON.stringify({ event: 'discovered', cluster: found.cluster, nameServer: found.url, from: found.from }));
+        join(found.url);
+      },
+    });
+    await discovery.start().catch(async (err: unknown) => {
+      await app.close();
+      throw err;
+    });
+    console.log(JSON.stringify({ event: 'discovering', cluster: config.cluster, udpPort: config.discoveryPort }));
+  }
+  const scrubber = new Scrubber(store, config.scrubBytesPerSecond, async (block, reason) => {
+    if (nameServer === undefined) throw new SdfsError('EUNAVAILABLE', 'no name server found yet');
+    await callJson(nameServer, `${API_PREFIX}/blocks/${block}/bad`, { body: { storage: id, reason }, dispatcher });
+  }, config.scrubPassIntervalMs);
+  scrubber.start();
 
   return {
     id,
     port,
     async stop() {
-      reporter.stop();
+      await discovery?.stop();
+      reporter?.stop();
+      await scrubber.stop();
       await app.close();
       await dispatcher.close();
     },

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -70,19 +70,24 @@ export interface ClusterOptions {
   replication?: number;
   blockSize?: number;
   nameArgs?: string[];
+  storageArgs?: string[];
 }
+
+/** Name server settings that make failure handling fast enough for tests. */
+export const FAST_FAILURE = ['--dead-after-ms', '1500', '--replication-interval-ms', '100', '--block-report-ms', '1000', '--gc-interval-ms', '200'];
 
 export class Cluster {
   name!: Proc;
   storages: Proc[] = [];
   private clients: SdfsClient[] = [];
 
-  private constructor(readonly dataDir: string, readonly opts: Required<Omit<ClusterOptions, 'nameArgs'>> & { nameArgs: string[] }) {}
+  private constructor(readonly dataDir: string, readonly opts: Required<ClusterOptions>) {}
 
   static async start(opts: ClusterOptions = {}): Promise<Cluster> {
     const dataDir = await mkdtemp(join(tmpdir(), 'sdfs-test-'));
     const c = new Cluster(dataDir, {
       storages: opts.storages ?? 3, replication: opts.replication ?? 3, blockSize: opts.blockSize ?? 64 * 1024, nameArgs: opts.nameArgs ?? [],
+      storageArgs: opts.storageArgs ?? ['--scrub-rate', '0'],
     });
     try {
       await c.startName(0);
@@ -102,7 +107,7 @@ export class Cluster {
   async startName(port: number): Promise<void> {
     this.name = await startProcess(['name', '--host', '127.0.0.1', '--port', String(port), '--data-dir', join(this.dataDir, 'name'),
       '--replication', String(this.opts.replication), '--block-size', String(this.opts.blockSize), '--heartbeat-ms', '500',
-      ...this.opts.nameArgs]);
+      '--no-broadcast', ...this.opts.nameArgs]);
   }
 
   /** Kills the name server (kill -9 by default) and starts it again on the same port and data. */
@@ -120,7 +125,8 @@ export class Cluster {
   }
 
   private startStorage(dir: string, port: number): Promise<Proc> {
-    return startProcess(['storage', '--name-server', this.url, '--host', '127.0.0.1', '--port', String(port), '--data-dir', dir, '--heartbeat-ms', '500']);
+    return startProcess(['storage', '--name-server', this.url, '--host', '127.0.0.1', '--port', String(port), '--data-dir', dir, '--heartbeat-ms', '500',
+      ...this.opts.storageArgs]);
   }
 
   async stopStorage(i: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
@@ -137,6 +143,14 @@ export class Cluster {
   async waitForLiveStorages(n: number): Promise<void> {
     const client = this.client();
     await waitFor(`${n} live storage servers`, async () => (await client.cluster()).storages.filter((s) => s.alive).length >= n);
+  }
+
+  /** The block ids in storage server i's data dir, read from its disk. */
+  async blocksOnDisk(i: number): Promise<Set<string>> {
+    const root = join(this.storages[i]!.dataDir, 'blocks');
+    const out = new Set<string>();
+    for (const sub of await readdir(root)) for (const name of await readdir(join(root, sub))) out.add(name);
+    return out;
   }
 
   client(): SdfsClient {

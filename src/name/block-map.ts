@@ -1,0 +1,110 @@
+import type { BlockHealth } from '../protocol/messages.js';
+import type { Db } from './db.js';
+
+/** One block of a committed file, with where its replicas are and how many its files ask for. */
+export interface BlockState {
+  id: string;
+  size: number;
+  sha256: string;
+  /** The highest replication asked by a file that holds the block (copies share blocks). */
+  want: number;
+  holders: string[];
+}
+
+/**
+ * Reads and corrects the block map (which storage server holds which block) from what storage
+ * servers report. Every block here belongs to a committed file; blocks of uploads in progress are
+ * left alone.
+ */
+export class BlockMap {
+  private readonly q;
+
+  constructor(private readonly db: Db) {
+    this.q = {
+      states: db.prepare<[], { id: string; size: number; sha256: string; want: number; holders: string | null }>(`
+        SELECT b.id, b.size, b.sha256, w.want, (SELECT group_concat(storage) FROM replicas r WHERE r.block = b.id) AS holders
+        FROM blocks b JOIN (
+          SELECT fb.block, max(i.replication) AS want FROM file_blocks fb JOIN inodes i ON i.id = fb.file GROUP BY fb.block
+        ) w ON w.block = b.id`),
+      addReplica: db.prepare<[string, string, string]>(
+        'INSERT OR IGNORE INTO replicas (block, storage) SELECT ?, ? WHERE EXISTS (SELECT 1 FROM blocks WHERE id = ?)'),
+      dropReplica: db.prepare<[string, string]>('DELETE FROM replicas WHERE block = ? AND storage = ?'),
+      addGarbage: db.prepare<[string, string]>('INSERT OR IGNORE INTO garbage (block, storage) VALUES (?, ?)'),
+      otherHolders: db.prepare<[string, string], { n: number }>('SELECT count(*) AS n FROM replicas WHERE block = ? AND storage != ?'),
+    };
+  }
+
+  /** Every block of every committed file; fine up to millions of rows, called only when something changed. */
+  states(): BlockState[] {
+    return this.q.states.all().map((r) => ({
+      id: r.id, size: r.size, sha256: r.sha256, want: r.want, holders: r.holders ? r.holders.split(',') : [],
+    }));
+  }
+
+  /**
+   * Counts blocks by health, where `usable` are the storage servers whose replicas count. A block
+   * below its files' replication is under-replicated even if no server is there to copy it to.
+   */
+  health(usable: Set<string>, states = this.states()): BlockHealth {
+    const out: BlockHealth = { blocks: states.length, underReplicated: 0, missing: 0, overReplicated: 0 };
+    for (const b of states) {
+      const live = b.holders.filter((h) => usable.has(h)).length;
+      if (live === 0) out.missing++;
+      else if (live < b.want) out.underReplicated++;
+      else if (live > b.want) out.overReplicated++;
+    }
+    return out;
+  }
+
+  /** Records a new replica; if the block was deleted meanwhile, the new copy is garbage. */
+  addReplica(block: string, storage: string): void {
+    if (this.q.addReplica.run(block, storage, block).changes === 0) this.q.addGarbage.run(block, storage);
+  }
+
+  /** Forgets a replica and has it deleted from its storage server. */
+  removeReplica(block: string, storage: string): void {
+    this.db.transaction(() => {
+      this.q.dropReplica.run(block, storage);
+      this.q.addGarbage.run(block, storage);
+    })();
+  }
+
+  /**
+   * A reader or the storage server's scrubber found a replica damaged. It is dropped if the block has
+   * another replica to copy from; the last copy is kept, since a damaged block may still be partly read.
+   */
+  reportBad(block: string, storage: string): boolean {
+    return this.db.transaction(() => {
+      if (this.q.otherHolders.get(block, storage)!.n === 0) return false;
+      this.q.dropReplica.run(block, storage);
+      this.q.addGarbage.run(block, storage);
+      return true;
+    })();
+  }
+
+  /**
+   * Reconciles the map with a storage server's full list of blocks:
+   * - a listed block that a file references becomes a known replica (over-replication is trimmed later);
+   * - a listed block that nothing references (deleted, or of an abandoned upload) is queued for deletion;
+   * - a known replica missing from the list is forgotten, unless the block is younger than `graceMs`
+   *   (it may have been stored after the storage server took its list).
+   */
+  applyReport(storage: string, blocks: string[], graceMs: number): { added: number; strays: number; lost: number } {
+    return this.db.transaction(() => {
+      this.db.exec('CREATE TEMP TABLE IF NOT EXISTS report (id TEXT PRIMARY KEY) WITHOUT ROWID; DELETE FROM temp.report;');
+      const insert = this.db.prepare<[string]>('INSERT OR IGNORE INTO temp.report (id) VALUES (?)');
+      for (const id of blocks) insert.run(id);
+      const added = this.db.prepare<[string]>(`INSERT OR IGNORE INTO replicas (block, storage)
+        SELECT r.id, ? FROM temp.report r JOIN blocks b ON b.id = r.id`).run(storage).changes;
+      const strays = this.db.prepare<[string]>(`INSERT OR IGNORE INTO garbage (block, storage)
+        SELECT r.id, ? FROM temp.report r
+        WHERE NOT EXISTS (SELECT 1 FROM blocks b WHERE b.id = r.id)
+          AND NOT EXISTS (SELECT 1 FROM upload_blocks u WHERE u.block = r.id)`).run(storage).changes;
+      const lost = this.db.prepare<[string, number]>(`DELETE FROM replicas WHERE storage = ?
+        AND NOT EXISTS (SELECT 1 FROM temp.report r WHERE r.id = replicas.block)
+        AND block IN (SELECT id FROM blocks WHERE created < ?)`).run(storage, Date.now() - graceMs).changes;
+      this.db.exec('DELETE FROM temp.report;');
+      return { added, strays, lost };
+    })();
+  }
+}

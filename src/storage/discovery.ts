@@ -1,0 +1,115 @@
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { SdfsError } from '../protocol/errors.js';
+import { decodeAnnouncement, MAX_ANNOUNCEMENT_BYTES } from '../protocol/announcement.js';
+
+export interface DiscoveryOptions {
+  /** Only name servers announcing this cluster are joined. */
+  cluster: string;
+  /** UDP port to listen on for announcements; 0 picks a free one (tests). */
+  port: number;
+  /** Local address to listen on; broadcasts arrive only on the wildcard address (the default, 0.0.0.0). */
+  host?: string;
+  /** Called once, with the first name server of the cluster heard; never after stop(). */
+  onFound(found: DiscoveredNameServer): void;
+}
+
+export interface DiscoveredNameServer {
+  /** Base URL of the name server's API: the datagram's source address and the port it announced. */
+  url: string;
+  cluster: string;
+  /** Source address of the datagram. */
+  from: string;
+}
+
+/** At most this many other clusters are named in the log, so that a noisy LAN cannot fill it. */
+const MAX_CLUSTERS_LOGGED = 8;
+
+/**
+ * Listens for name server announcements (protocol/announcement.ts) and reports the first one of
+ * its cluster, then closes its socket. Every datagram is validated; junk and other clusters are
+ * ignored. The socket shares its port (SO_REUSEADDR), so that several storage servers on one host
+ * all hear the broadcasts. Nothing happens until start(); stop() closes the socket.
+ */
+export class Discovery {
+  private socket: Socket | undefined;
+  private done = false;
+  private ignoredCount = 0;
+  private readonly junkLogged = new Set<string>();
+  private readonly clustersLogged = new Set<string>();
+
+  constructor(private readonly opts: DiscoveryOptions) {}
+
+  /** Datagrams ignored so far: junk and announcements of other clusters. */
+  get ignored(): number {
+    return this.ignoredCount;
+  }
+
+  /** The UDP port listened on (useful when started with port 0). */
+  get port(): number {
+    if (!this.socket) throw new SdfsError('EINVAL', 'discovery is not listening');
+    return this.socket.address().port;
+  }
+
+  /** Binds the UDP port; fails if it cannot. */
+  async start(): Promise<void> {
+    if (this.socket || this.done) return;
+    const socket = createSocket({ type: 'udp4', reuseAddr: true });
+    await new Promise<void>((ok, fail) => {
+      socket.once('error', fail);
+      socket.bind({ port: this.opts.port, address: this.opts.host ?? '0.0.0.0' }, () => {
+        socket.off('error', fail);
+        ok();
+      });
+    }).catch((err: unknown) => {
+      socket.close();
+      throw new SdfsError('EUNAVAILABLE', `cannot listen for name servers on UDP port ${this.opts.port}: ${(err as Error).message}`, { cause: err });
+    });
+    socket.on('error', (err) => console.error(`storage server: discovery: ${err.message}`));
+    socket.on('message', (msg, rinfo) => this.receive(msg, rinfo));
+    // The storage server's HTTP listener keeps the process alive; this socket never does on its own.
+    socket.unref();
+    this.socket = socket;
+  }
+
+  async stop(): Promise<void> {
+    this.done = true;
+    const socket = this.socket;
+    this.socket = undefined;
+    if (socket) await new Promise<void>((closed) => socket.close(() => closed()));
+  }
+
+  private receive(msg: Buffer, rinfo: RemoteInfo): void {
+    if (this.done) return;
+    if (msg.length > MAX_ANNOUNCEMENT_BYTES) return this.ignore(`datagram too large (${msg.length} bytes)`, rinfo);
+    let cluster: string;
+    let url: string;
+    try {
+      const a = decodeAnnouncement(msg);
+      cluster = a.cluster;
+      const host = rinfo.family === 'IPv6' ? `[${rinfo.address}]` : rinfo.address;
+      url = `${a.scheme}://${host}:${a.port}`;
+    } catch (err) {
+      return this.ignore((err as Error).message, rinfo);
+    }
+    if (cluster !== this.opts.cluster) {
+      this.ignoredCount++;
+      if (this.clustersLogged.size < MAX_CLUSTERS_LOGGED && !this.clustersLogged.has(cluster)) {
+        this.clustersLogged.add(cluster);
+        console.error(`storage server: ignoring name server of cluster ${JSON.stringify(cluster)} at ${rinfo.address} (this one is in ${JSON.stringify(this.opts.cluster)})`);
+      }
+      return;
+    }
+    this.done = true;
+    void this.stop();
+    this.opts.onFound({ url, cluster, from: rinfo.address });
+  }
+
+  /** Junk is counted, and each kind is logged once (the reasons are a small fixed set). */
+  private ignore(reason: string, rinfo: RemoteInfo): void {
+    this.ignoredCount++;
+    const kind = reason.replace(/\(.*\)/, '').trim();
+    if (this.junkLogged.has(kind)) return;
+    this.junkLogged.add(kind);
+    console.error(`storage server: ignoring a datagram from ${rinfo.address}:${rinfo.port}: ${reason}`);
+  }
+}

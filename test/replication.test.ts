@@ -1,0 +1,185 @@
+import assert from 'node:assert/strict';
+import { open, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { request } from 'undici';
+import type { SdfsClient } from '../src/client/index.js';
+import { Cluster, FAST_FAILURE, waitFor } from './helpers/cluster.js';
+import { randomStream, sha256Of } from './helpers/data.js';
+import { readBlock } from '../src/protocol/file-read-stream.js';
+import { newAgent } from '../src/protocol/http.js';
+
+// Synchronization: every file is kept at R replicas through dead servers, returning servers,
+// decommissioning, damaged replicas and stray blocks.
+
+async function writeFiles(client: SdfsClient, dir: string, n: number, size: number): Promise<Map<string, string>> {
+  await client.mkdir(dir, { recursive: true });
+  const out = new Map<string, string>();
+  for (let i = 0; i < n; i++) {
+    const src = randomStream(size + i * 1000, 16 * 1024);
+    await client.writeFile(`${dir}/f${i}`, src.stream);
+    out.set(`${dir}/f${i}`, src.sha256());
+  }
+  return out;
+}
+
+async function assertReadable(client: SdfsClient, files: Map<string, string>): Promise<void> {
+  for (const [path, sha] of files) assert.equal((await sha256Of(await client.createReadStream(path))).sha256, sha, path);
+}
+
+describe('re-replication after a storage server dies, and cleaning when it returns', () => {
+  let cluster: Cluster;
+  before(async () => { cluster = await Cluster.start({ storages: 4, blockSize: 64 * 1024, nameArgs: FAST_FAILURE }); });
+  after(async () => { await cluster?.stop(); });
+
+  it('restores 3 replicas of every block on the remaining servers', async () => {
+    const client = cluster.client();
+    const files = await writeFiles(client, '/r', 12, 200_000);
+    const dead = cluster.storages[0]!;
+    await cluster.stopStorage(0, 'SIGKILL');
+    await waitFor('the dead server to be noticed', async () => (await client.status()).storages.some((s) => s.id === dead.id && !s.alive));
+    await waitFor('every block back at 3 live replicas', async () => {
+      const h = (await client.status()).health;
+      return h.underReplicated === 0 && h.missing === 0;
+    });
+    // The replicas of the dead server still count as locations, but 3 live ones exist for every block.
+    for (const path of files.keys()) {
+      for (const b of (await client.blocks(path)).blocks) {
+        assert.ok(b.replicas.filter((x) => x.alive && x.id !== dead.id).length >= 3, `${path} block ${b.index}`);
+      }
+    }
+    await assertReadable(client, files);
+    const fsck = await cluster.cli(['fsck', '/r']);
+    assert.equal(fsck.code, 0, fsck.stdout + fsck.stderr);
+  });
+
+  it('cleans a returning server: extra replicas trimmed, blocks of files deleted meanwhile removed', async () => {
+    const client = cluster.client();
+    const files = [...(await client.readdir('/r'))].map((e) => e.path);
+    // While storage 0 is dead, delete half of the files: their blocks on it are now stale.
+    const deleted = files.slice(0, 6);
+    const deletedBlocks = new Set<string>();
+    for (const path of deleted) {
+      for (const b of (await client.blocks(path)).blocks) deletedBlocks.add(b.id);
+      await client.rm(path);
+    }
+    await cluster.restartStorage(0);
+    await cluster.waitForLiveStorages(4);
+    await waitFor('no block over-replicated and no stale block left on the returning server', async () => {
+      const h = (await client.status()).health;
+      const onDisk = await cluster.blocksOnDisk(0);
+      return h.overReplicated === 0 && h.underReplicated === 0 && ![...deletedBlocks].some((b) => onDisk.has(b));
+    });
+    for (const path of files.slice(6)) {
+      for (const b of (await client.blocks(path)).blocks) assert.equal(b.replicas.length, 3, `${path} block ${b.index}`);
+    }
+    // Nothing on any disk is left that no file references.
+    const referenced = new Set<string>();
+    for (const path of files.slice(6)) for (const b of (await client.blocks(path)).blocks) referenced.add(b.id);
+    await waitFor('every disk holds only referenced blocks', async () => {
+      for (let i = 0; i < 4; i++) for (const b of await cluster.blocksOnDisk(i)) if (!referenced.has(b)) return false;
+      return true;
+    });
+  });
+
+  it('a new storage server takes its share of new writes', async () => {
+    const client = cluster.client();
+    const added = await cluster.addStorage();
+    await cluster.waitForLiveStorages(5);
+    const files = await writeFiles(client, '/new', 10, 100_000);
+    let onNew = 0;
+    for (const path of files.keys()) for (const b of (await client.blocks(path)).blocks) if (b.replicas.some((r) => r.id === added.id)) onNew++;
+    assert.ok(onNew > 0, 'the new server holds some of the new blocks');
+  });
+
+  it('decommission drains a server so that it can be stopped without loss', async () => {
+    const client = cluster.client();
+    const files = new Map([...(await writeFiles(client, '/dec', 8, 150_000))]);
+    const leaving = cluster.storages[2]!;
+    const r = await cluster.cli(['decommission', leaving.id.slice(0, 10), '--wait']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /is drained/);
+    await cluster.stopStorage(2);
+    await assertReadable(client, files);
+    await waitFor('fsck healthy without the drained server', async () => (await client.fsck('/dec')).healthy);
+    // No new block goes to a draining server.
+    const more = await writeFiles(client, '/dec2', 3, 100_000);
+    for (const path of more.keys()) for (const b of (await client.blocks(path)).blocks) assert.ok(!b.replicas.some((x) => x.id === leaving.id));
+  });
+});
+
+describe('damaged replicas and strays', () => {
+  let cluster: Cluster;
+  before(async () => {
+    cluster = await Cluster.start({
+      storages: 4, blockSize: 64 * 1024, nameArgs: FAST_FAILURE,
+      storageArgs: ['--scrub-rate', '64M', '--scrub-interval-ms', '200'],
+    });
+  });
+  after(async () => { await cluster?.stop(); });
+
+  async function damage(storageIndex: number, blockId: string): Promise<void> {
+    const holder = cluster.storages[storageIndex]!;
+    const fh = await open(join(holder.dataDir, 'blocks', blockId.slice(0, 2), blockId), 'r+');
+    await fh.write(Buffer.from('garbage!'), 0, 8, 100);
+    await fh.close();
+  }
+
+  it('the scrub finds a damaged replica nobody reads, and it is replaced', async () => {
+    const client = cluster.client();
+    const files = await writeFiles(client, '/scrub', 1, 150_000);
+    const path = [...files.keys()][0]!;
+    const block = (await client.blocks(path)).blocks[1]!;
+    const victim = cluster.storages.findIndex((s) => s.id === block.replicas[0]!.id);
+    await damage(victim, block.id);
+    const corruptDir = join(cluster.storages[victim]!.dataDir, 'corrupt');
+    await waitFor('the damaged block moved aside', async () => (await readdir(corruptDir).catch(() => [])).some((f) => f.startsWith(block.id)));
+    await waitFor('the block back at 3 replicas', async () => (await client.blocks(path)).blocks[1]!.replicas.length === 3);
+    // Each of the 3 replicas, read alone, has the right bytes (the new copy may be on the victim again, made whole).
+    const now = (await client.blocks(path)).blocks[1]!;
+    const agent = newAgent();
+    try {
+      for (const replica of now.replicas) {
+        const got = await sha256Of(readBlock({ ...now, replicas: [replica] }, 0, now.size, agent, undefined));
+        const want = await sha256Of(readBlock(now, 0, now.size, agent, undefined));
+        assert.equal(got.sha256, want.sha256, `replica on ${replica.addr}`);
+        assert.equal(got.sha256, now.sha256);
+      }
+    } finally {
+      await agent.close();
+    }
+    await assertReadable(client, files);
+  });
+
+  it('a stray block that no file references is removed from its server', async () => {
+    const stray = 'f'.repeat(32);
+    const res = await request(`http://127.0.0.1:${cluster.storages[3]!.port}/v1/blocks/${stray}`, { method: 'PUT', body: 'not part of any file' });
+    assert.equal(res.statusCode, 200);
+    await res.body.dump();
+    assert.ok((await cluster.blocksOnDisk(3)).has(stray));
+    await waitFor('the stray block deleted', async () => !(await cluster.blocksOnDisk(3)).has(stray));
+  });
+
+  it('fsck exits non-zero for an under-replicated file and for one that lost data', async () => {
+    const client = cluster.client();
+    await client.writeFile('/one-copy', Buffer.alloc(1000, 3), { replication: 1 });
+    const holder = (await client.blocks('/one-copy')).blocks[0]!.replicas[0]!.id;
+    const index = cluster.storages.findIndex((s) => s.id === holder);
+    await cluster.stopStorage(index, 'SIGKILL');
+    await waitFor('the holder to be dead', async () => (await client.status()).storages.some((s) => s.id === holder && !s.alive));
+    const missing = await cluster.cli(['fsck', '/one-copy']);
+    assert.equal(missing.code, 12, missing.stdout);
+    assert.match(missing.stdout, /missing-blocks/);
+    assert.equal((await client.status()).health.missing, 1);
+    await client.rm('/one-copy');
+    // With 3 live servers left, a file asking for 4 replicas stays under-replicated.
+    await client.writeFile('/four', Buffer.alloc(1000, 4), { replication: 4 });
+    const under = await cluster.cli(['fsck', '/four']);
+    assert.equal(under.code, 13, under.stdout);
+    assert.match(under.stdout, /under-replicated/);
+    const st = await cluster.cli(['status']);
+    assert.equal(st.code, 0);
+    assert.match(st.stdout, /3 alive, 1 dead/);
+    assert.match(st.stdout, /under-replicated 1/);
+  });
+});
