@@ -22,7 +22,11 @@ export class GarbageCollector {
 
   start(): void {
     this.timer = setInterval(() => {
-      if (!this.running) this.running = this.runOnce().finally(() => { this.running = undefined; });
+      if (!this.running) {
+        this.running = this.runOnce()
+          .catch((err: unknown) => console.error(`cleaner: ${(err as Error).message}`))
+          .finally(() => { this.running = undefined; });
+      }
     }, this.opts.intervalMs);
     this.timer.unref();
   }
@@ -34,7 +38,10 @@ export class GarbageCollector {
 
   async runOnce(): Promise<void> {
     this.uploads.expire(this.opts.uploadExpiryMs);
-    const rows = this.db.prepare<[], { block: string; storage: string }>('SELECT block, storage FROM garbage LIMIT 1000').all();
+    // Only rows of live servers: those of dead ones wait, without holding up the others.
+    const live = JSON.stringify(this.storages.live().map((s) => s.id));
+    const rows = this.db.prepare<[string], { block: string; storage: string }>(
+      'SELECT block, storage FROM garbage WHERE storage IN (SELECT value FROM json_each(?)) LIMIT 1000').all(live);
     const forget = this.db.prepare<[string, string]>('DELETE FROM garbage WHERE block = ? AND storage = ?');
     const stillWanted = this.db.prepare<[string, string], { one: number }>('SELECT 1 AS one FROM replicas WHERE block = ? AND storage = ?');
     await Promise.all(rows.map(async ({ block, storage }) => {

@@ -103,6 +103,8 @@ export class Uploads {
       if (!req.replicas.every((r) => targets.includes(r))) throw new SdfsError('EINVAL', 'replica on a storage server that was not a target');
       this.q.insertBlock.run(req.blockId, req.size, req.sha256, Date.now());
       for (const r of req.replicas) this.q.insertReplica.run(req.blockId, r);
+      // A target that did not store the block may still hold part or all of it.
+      for (const t of targets) if (!req.replicas.includes(t)) this.q.addGarbage.run(req.blockId, t);
       this.q.setBlockSize.run(req.size, uploadId, req.index);
       this.q.touch.run(Date.now(), uploadId);
     })();

@@ -10,6 +10,7 @@ export const ERROR_TABLE = {
   EISDIR: { status: 409, exit: 4, text: 'is a directory' },
   ENOTEMPTY: { status: 409, exit: 5, text: 'directory not empty' },
   EINVAL: { status: 400, exit: 6, text: 'invalid argument' },
+  EACCES: { status: 403, exit: 14, text: 'permission denied' },
   EBUSY: { status: 409, exit: 7, text: 'resource busy' },
   ETOOBIG: { status: 413, exit: 6, text: 'too large' },
   ENOSPACE: { status: 507, exit: 8, text: 'no storage space' },
@@ -72,5 +73,10 @@ export function toSdfsError(err: unknown): SdfsError {
   }
   if (code === 'ABORT_ERR' || (err as Error)?.name === 'AbortError') return new SdfsError('ECANCELED', message, { cause: err });
   if (code === 'ENOSPC') return new SdfsError('ENOSPACE', message, { cause: err });
+  // Local file system errors (a missing local file to upload, say) keep their meaning.
+  if (code === 'EPERM') return new SdfsError('EACCES', message, { cause: err });
+  if (isErrorCode(code) && (code === 'ENOENT' || code === 'EEXIST' || code === 'ENOTDIR' || code === 'EISDIR' || code === 'ENOTEMPTY' || code === 'EACCES')) {
+    return new SdfsError(code, message, { cause: err });
+  }
   return new SdfsError('EINTERNAL', message, { cause: err });
 }
