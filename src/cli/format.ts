@@ -1,4 +1,4 @@
-import type { BlocksResponse, ClusterResponse, FileStat } from '../protocol/messages.js';
+import type { BlocksResponse, ClusterResponse, FileStat, FsckResponse, StatusResponse } from '../protocol/messages.js';
 import { formatSize, formatTime } from './units.js';
 
 /** Text renderings shared by the shell and the one-shot subcommands. */
@@ -39,5 +39,32 @@ export function formatDf(c: ClusterResponse): string {
     `${'id'.padEnd(8)}  ${'address'.padEnd(21)}  ${'state'.padEnd(5)}  ${'capacity'.padStart(10)}  ${'used'.padStart(10)}  ${'available'.padStart(10)}  ${'blocks'.padStart(7)}`,
     ...rows,
     `total (live): capacity ${formatSize(c.capacity)}, available ${formatSize(c.free)}; ${c.storages.filter((s) => s.alive).length} of ${c.storages.length} storage servers alive`,
+  ].join('\n');
+}
+
+export function formatStatus(st: StatusResponse): string {
+  const alive = st.storages.filter((s) => s.alive).length;
+  const h = st.health;
+  const rows = st.storages.map((s) => {
+    const state = !s.alive ? 'dead' : s.state === 'draining' ? (s.drained ? 'drained' : 'draining') : 'alive';
+    return `  ${s.id.slice(0, 8)}  ${s.addr.padEnd(21)}  ${state.padEnd(8)}  ${formatSize(s.capacity).padStart(10)}  ${formatSize(s.free).padStart(10)}  ${String(s.blocks).padStart(7)}  ${formatTime(s.lastHeartbeat)}`;
+  });
+  return [
+    `storage servers: ${alive} alive, ${st.storages.length - alive} dead`,
+    `  ${'id'.padEnd(8)}  ${'address'.padEnd(21)}  ${'state'.padEnd(8)}  ${'capacity'.padStart(10)}  ${'available'.padStart(10)}  ${'blocks'.padStart(7)}  last heartbeat`,
+    ...rows,
+    `capacity: ${formatSize(st.capacity)}, used by blocks ${formatSize(st.used)}, available ${formatSize(st.free)}`,
+    `namespace: ${st.files} files, ${st.dirs} directories`,
+    `blocks: ${h.blocks}; under-replicated ${h.underReplicated}; missing ${h.missing}; over-replicated ${h.overReplicated}; copies in flight ${st.replicationInFlight}`,
+  ].join('\n');
+}
+
+export function formatFsck(r: FsckResponse): string {
+  const bad = r.files.filter((f) => f.status !== 'healthy');
+  return [
+    ...bad.map((f) => `${f.status.padEnd(16)}  ${f.path}  (${f.blocks} blocks: ${f.underReplicated} under-replicated, ${f.missing} missing; replication ${f.replication})`),
+    `${r.path}: ${r.files.length} files checked, ${r.files.length - bad.length} healthy, ` +
+      `${bad.filter((f) => f.status === 'under-replicated').length} under-replicated, ${bad.filter((f) => f.status === 'missing-blocks').length} with missing blocks`,
+    r.healthy ? 'status: HEALTHY' : 'status: NOT HEALTHY',
   ].join('\n');
 }

@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
+import { isIPv4 } from 'node:net';
 import { basename } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { connect, type SdfsClient } from '../client/index.js';
 import { NAME_DEFAULTS } from '../name/config.js';
+import { validateClusterName } from '../protocol/announcement.js';
 import { SdfsError, toSdfsError } from '../protocol/errors.js';
 import { MAX_BLOCK_SIZE, MIN_BLOCK_SIZE } from '../protocol/messages.js';
 import { resolvePath } from '../protocol/paths.js';
 import { STORAGE_DEFAULTS } from '../storage/config.js';
-import { formatDf, formatInfo, formatListing } from './format.js';
+import { formatDf, formatFsck, formatInfo, formatListing, formatStatus } from './format.js';
 import { OperationLog } from './oplog.js';
 import { runNameServer, runStorageServer, runUp } from './servers.js';
 import { runShell } from './shell.js';
@@ -58,6 +60,12 @@ const sizeOpt = (v: string): number => {
 const replicationOpt = (v: string): number => parseIntArg(v, 'replication', 1, 16);
 const portOpt = (v: string): number => parseIntArg(v, 'port', 0, 65535);
 const msOpt = (v: string): number => parseIntArg(v, 'interval', 1, 86_400_000);
+const clusterOpt = (v: string): string => validateClusterName(v);
+const udpPortOpt = (v: string): number => parseIntArg(v, 'discovery port', 1, 65535);
+const ipv4Opt = (v: string): string => {
+  if (!isIPv4(v)) throw new SdfsError('EINVAL', `not an IPv4 address: ${v}`);
+  return v;
+};
 
 program.command('name')
   .description('run a name server')
@@ -70,21 +78,46 @@ program.command('name')
   .option('--dead-after-ms <ms>', 'a storage server silent this long is dead', msOpt, NAME_DEFAULTS.deadAfterMs)
   .option('--gc-interval-ms <ms>', 'interval of the background cleaner', msOpt, NAME_DEFAULTS.gcIntervalMs)
   .option('--upload-expiry-ms <ms>', 'an upload idle this long is aborted', msOpt, NAME_DEFAULTS.uploadExpiryMs)
+  .option('--block-report-ms <ms>', 'how often storage servers send their full block list', msOpt, NAME_DEFAULTS.blockReportMs)
+  .option('--replication-interval-ms <ms>', 'how often liveness and replication are checked', msOpt, NAME_DEFAULTS.replicationIntervalMs)
+  .option('--max-copies <n>', 'block copies in flight at once when re-replicating', (v) => parseIntArg(v, 'max copies', 1, 1000), NAME_DEFAULTS.maxCopies)
+  .option('--cluster <name>', 'cluster name, announced in the broadcasts', clusterOpt, NAME_DEFAULTS.cluster)
+  .option('--no-broadcast', 'do not announce this name server on the LAN')
+  .option('--broadcast-address <addr>', 'where the announcements go (e.g. a subnet\'s broadcast address, 10.0.0.255)', ipv4Opt, NAME_DEFAULTS.broadcastAddress)
+  .option('--broadcast-interval-ms <ms>', 'interval between two announcements', msOpt, NAME_DEFAULTS.broadcastIntervalMs)
+  .option('--discovery-port <port>', 'UDP port the announcements go to', udpPortOpt, NAME_DEFAULTS.discoveryPort)
   .action(async (o: { host: string; port: number; dataDir: string; replication: number; blockSize: number;
-    heartbeatMs: number; deadAfterMs: number; gcIntervalMs: number; uploadExpiryMs: number }) => {
+    heartbeatMs: number; deadAfterMs: number; gcIntervalMs: number; uploadExpiryMs: number;
+    blockReportMs: number; replicationIntervalMs: number; maxCopies: number;
+    cluster: string; broadcast: boolean; broadcastAddress: string; broadcastIntervalMs: number; discoveryPort: number }) => {
     await runNameServer({ ...o });
   });
 
 program.command('storage')
-  .description('run a storage server (it reports to the name server given by --name-server)')
+  .description('run a storage server (it reports to the name server given by --name-server or SDFS_NAME_SERVER; '
+    + 'with neither, to the first name server of its cluster heard on the LAN)')
   .option('--host <addr>', 'address to listen on', STORAGE_DEFAULTS.host)
   .option('-p, --port <port>', 'port to listen on', portOpt, STORAGE_DEFAULTS.port)
   .option('--advertise-host <host>', 'host that clients use to reach this server (default: as the name server sees it)')
   .option('-d, --data-dir <dir>', 'directory of the block files', './.sdfs/storage')
   .option('--max-block-size <size>', 'largest block accepted', parseSize, STORAGE_DEFAULTS.maxBlockSize)
   .option('--heartbeat-ms <ms>', 'heartbeat interval until the name server sets one', msOpt, STORAGE_DEFAULTS.heartbeatMs)
-  .action(async (o: { host: string; port: number; advertiseHost?: string; dataDir: string; maxBlockSize: number; heartbeatMs: number }) => {
-    await runStorageServer({ ...o, nameServer: connect(program.opts<GlobalOpts>().nameServer).url });
+  .option('--scrub-rate <size>', 'bytes per second the background scrub reads (0: off)', parseSize, STORAGE_DEFAULTS.scrubBytesPerSecond)
+  .option('--scrub-interval-ms <ms>', 'pause between two scrub passes', msOpt, STORAGE_DEFAULTS.scrubPassIntervalMs)
+  .option('--cluster <name>', 'cluster to join when the name server is found by broadcast', clusterOpt, STORAGE_DEFAULTS.cluster)
+  .option('--discovery-port <port>', 'UDP port to listen on for name server broadcasts', udpPortOpt, STORAGE_DEFAULTS.discoveryPort)
+  .action(async (o: { host: string; port: number; advertiseHost?: string; dataDir: string; maxBlockSize: number; heartbeatMs: number;
+    scrubRate: number; scrubIntervalMs: number; cluster: string; discoveryPort: number }) => {
+    // --name-server has a default for the clients; a storage server takes it only when it was given
+    // (flag or SDFS_NAME_SERVER), and otherwise finds its name server by broadcast.
+    const source = program.getOptionValueSource('nameServer');
+    const given = source !== undefined && source !== 'default';
+    await runStorageServer({
+      host: o.host, port: o.port, advertiseHost: o.advertiseHost, dataDir: o.dataDir, maxBlockSize: o.maxBlockSize, heartbeatMs: o.heartbeatMs,
+      scrubBytesPerSecond: o.scrubRate, scrubPassIntervalMs: o.scrubIntervalMs,
+      nameServer: given ? connect(program.opts<GlobalOpts>().nameServer).url : undefined,
+      cluster: o.cluster, discoveryPort: o.discoveryPort,
+    });
   });
 
 program.command('up')
@@ -201,6 +234,42 @@ program.command('df')
   .action(clientAction('df', async (client, o: { json?: boolean }) => {
     const c = await client.cluster();
     console.log(o.json ? JSON.stringify(c, null, 2) : formatDf(c));
+  }));
+
+program.command('status')
+  .description('the cluster: storage servers alive and dead, space, files, under-replicated and missing blocks')
+  .option('--json', 'JSON output')
+  .action(clientAction('status', async (client, o: { json?: boolean }) => {
+    const st = await client.status();
+    console.log(o.json ? JSON.stringify(st, null, 2) : formatStatus(st));
+  }));
+
+program.command('fsck')
+  .description('check the health of every file under a path; exits non-zero if any file lost data or is under-replicated')
+  .argument('[path]', 'file or directory', '/')
+  .option('--json', 'JSON output')
+  .action(clientAction('fsck', async (client, path: string, o: { json?: boolean }) => {
+    const r = await client.fsck(path);
+    console.log(o.json ? JSON.stringify(r, null, 2) : formatFsck(r));
+    if (r.healthy) return 0;
+    return r.files.some((f) => f.status === 'missing-blocks') ? 12 : 13;
+  }));
+
+program.command('decommission')
+  .description('drain a storage server (id, id prefix or address): its blocks are copied elsewhere so that it can be stopped without loss')
+  .argument('<storage>')
+  .option('--cancel', 'stop draining; the server takes new blocks again')
+  .option('--wait', 'wait until the server is drained')
+  .action(clientAction('decommission', async (client, storage: string, o: { cancel?: boolean; wait?: boolean }) => {
+    const s = await client.decommission(storage, { cancel: o.cancel });
+    console.log(o.cancel ? `${s.id} (${s.addr}) is back in service` : `${s.id} (${s.addr}) is draining`);
+    if (!o.wait || o.cancel) return;
+    for (;;) {
+      const st = (await client.status()).storages.find((x) => x.id === s.id);
+      if (!st || st.drained) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    console.log(`${s.id} (${s.addr}) is drained: it can be stopped`);
   }));
 
 async function main(): Promise<void> {

@@ -88,8 +88,10 @@ export async function runUp(o: UpOptions): Promise<number> {
   });
 
   try {
+    // Its storage servers are given the name server's address, and it is reachable on 127.0.0.1 only:
+    // it announces nothing, so that no storage server on the LAN tries to join it.
     const name = await start(['name', '--host', '127.0.0.1', '--port', String(o.port), '--data-dir', join(dataDir, 'name'),
-      '--replication', String(o.replication), '--block-size', String(o.blockSize)]);
+      '--replication', String(o.replication), '--block-size', String(o.blockSize), '--no-broadcast']);
     const url = `http://127.0.0.1:${name.port}`;
     const storagePorts = await Promise.all(Array.from({ length: o.storages }, (_, i) =>
       start(['storage', '--name-server', url, '--host', '127.0.0.1', '--port', String(o.firstStoragePort === 0 ? 0 : o.firstStoragePort + i),

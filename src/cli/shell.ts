@@ -26,6 +26,8 @@ interface Command {
   help: string;
   min: number;
   max: number;
+  /** A further check of the arguments, for commands with options. */
+  accepts?(args: string[]): boolean;
   run(ctx: ShellContext, args: string[]): Promise<void>;
 }
 
@@ -58,11 +60,11 @@ const COMMANDS: Record<string, Command> = {
   },
   write: {
     usage: 'write [-f] LOCAL [FILE]', help: 'upload a local file (default: same name, in the current directory); -f replaces', min: 1, max: 3,
+    accepts: (args) => (args[0] === '-f' ? args.length >= 2 : args.length <= 2),
     async run(ctx, args) {
       const overwrite = args[0] === '-f';
       const [local, remote] = overwrite ? args.slice(1) : args;
-      if (!local || (!overwrite && args.length > 2)) throw new SdfsError('EINVAL', `usage: ${this.usage}`);
-      const st = await upload(ctx.client, local, remote, ctx.cwd, { overwrite, progress: ctx.progress });
+      const st = await upload(ctx.client, local!, remote, ctx.cwd, { overwrite, progress: ctx.progress });
       ctx.print(`wrote ${local} -> ${st.path} (${st.size} bytes)`);
     },
   },
@@ -113,10 +115,10 @@ const COMMANDS: Record<string, Command> = {
   },
   ls: {
     usage: 'ls [-l] [DIR]', help: 'list a directory (-l: sizes and dates)', min: 0, max: 2,
+    accepts: (args) => (args[0] === '-l' ? args.length <= 2 : args.length <= 1),
     async run(ctx, args) {
       const long = args[0] === '-l';
       const rest = long ? args.slice(1) : args;
-      if (rest.length > 1) throw new SdfsError('EINVAL', `usage: ${this.usage}`);
       const text = formatListing(await ctx.client.readdir(at(ctx, rest[0] ?? '.')), long);
       if (text) ctx.print(text);
     },
@@ -229,7 +231,7 @@ export async function runShell(o: ShellOptions): Promise<number> {
       status = 6;
       continue;
     }
-    if (args.length < cmd.min || args.length > cmd.max) {
+    if (args.length < cmd.min || args.length > cmd.max || (cmd.accepts && !cmd.accepts(args))) {
       ctx.print(`usage: ${cmd.usage}`);
       status = 6;
       continue;

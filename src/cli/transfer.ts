@@ -1,7 +1,8 @@
 import { SingleBar } from 'cli-progress';
 import * as fs from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { SdfsClient } from '../client/index.js';
+import { SdfsError } from '../protocol/errors.js';
 import type { FileStat } from '../protocol/messages.js';
 import { baseName, joinPath, resolvePath } from '../protocol/paths.js';
 import { formatSize } from './units.js';
@@ -13,7 +14,7 @@ export async function upload(client: SdfsClient, local: string, remote: string |
   let target = resolvePath(remote ?? basename(local), cwd);
   const existing = await client.stat(target).catch(() => undefined);
   if (existing?.type === 'dir') target = joinPath(target, basename(local));
-  const { size } = await fs.stat(local);
+  const { size } = await fs.stat(local).catch((err) => { throw localError(err, local); });
   const bar = progressBar(opts.progress, size, `put ${basename(local)}`);
   try {
     return await client.put(local, target, { ...opts, onProgress: bar?.update });
@@ -30,11 +31,17 @@ export async function download(client: SdfsClient, remote: string, local: string
   const stat = await client.stat(source);
   const bar = progressBar(opts.progress, stat.size, `get ${stat.name}`);
   try {
-    await client.get(source, target, { onProgress: bar?.update });
+    await client.get(source, target, { onProgress: bar?.update }).catch((err) => { throw localError(err, dirname(target)); });
   } finally {
     bar?.stop();
   }
   return { stat, local: target };
+}
+
+/** A local file or directory that is missing is ENOENT, as a missing sdfs file is (exit code 2). */
+function localError(err: unknown, path: string): unknown {
+  if (err instanceof SdfsError || (err as { code?: unknown })?.code !== 'ENOENT') return err;
+  return new SdfsError('ENOENT', `no such local file or directory: ${path}`, { cause: err });
 }
 
 /** A progress bar on stderr, only when it is a terminal. */

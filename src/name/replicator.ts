@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
 import { addrToUrl, callJson } from '../protocol/http.js';
-import type { FetchBlockRequest, StorageInfo } from '../protocol/messages.js';
+import type { FetchBlockRequest, StorageInfo, StorageRef } from '../protocol/messages.js';
 import type { BlockMap, BlockState } from './block-map.js';
 import type { StorageRegistry } from './storages.js';
 
@@ -22,10 +22,12 @@ export interface ReplicatorOptions {
  */
 export class Replicator {
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
   private dirty = true;
   private lastScan = 0;
-  private readonly inFlight = new Set<string>();
+  private stopped = false;
+  /** Under-replicated blocks found by the last scan, waiting for a copy slot. */
+  private queue: BlockState[] = [];
+  private readonly inFlight = new Map<string, Promise<void>>();
 
   constructor(
     private readonly map: BlockMap,
@@ -36,15 +38,16 @@ export class Replicator {
   start(): void {
     this.timer = setInterval(() => {
       this.storages.checkLiveness();
-      const due = this.dirty || Date.now() - this.lastScan >= this.opts.fullScanMs;
-      if (due && !this.running) this.running = this.scan().finally(() => { this.running = undefined; });
+      if (this.dirty || Date.now() - this.lastScan >= this.opts.fullScanMs) this.scan();
     }, this.opts.intervalMs);
     this.timer.unref();
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.timer);
-    await this.running;
+    this.queue = [];
+    await Promise.all(this.inFlight.values());
   }
 
   /** Something changed that may leave blocks under- or over-replicated: scan soon. */
@@ -56,27 +59,37 @@ export class Replicator {
     return this.inFlight.size;
   }
 
-  private async scan(): Promise<void> {
+  /** Trims over-replicated blocks at once and queues under-replicated ones for copying. */
+  private scan(): void {
     this.dirty = false;
     this.lastScan = Date.now();
     const usable = this.storages.usable();
     const usableIds = new Set(usable.map((s) => s.id));
     const byId = new Map(this.storages.all().map((s) => [s.id, s]));
-    const copies: Promise<void>[] = [];
+    const queue: BlockState[] = [];
     for (const block of this.map.states()) {
       const live = block.holders.filter((h) => usableIds.has(h));
-      const want = Math.min(block.want, usable.length);
       if (live.length > block.want) this.trim(block, live, byId);
-      else if (live.length < want && !this.inFlight.has(block.id)) {
-        if (this.inFlight.size >= this.opts.maxCopies) {
-          this.dirty = true; // more to do after these copies
-          continue;
-        }
-        const copy = this.copy(block, byId);
-        if (copy) copies.push(copy);
-      }
+      else if (live.length < Math.min(block.want, usable.length) && !this.inFlight.has(block.id)) queue.push(block);
     }
-    await Promise.all(copies);
+    this.queue = queue;
+    this.pump();
+  }
+
+  /** Keeps up to maxCopies copies running while the queue has blocks. */
+  private pump(): void {
+    while (!this.stopped && this.inFlight.size < this.opts.maxCopies && this.queue.length > 0) {
+      const block = this.queue.shift()!;
+      if (this.inFlight.has(block.id)) continue;
+      const copy = this.copy(block);
+      if (!copy) continue;
+      this.inFlight.set(block.id, copy.finally(() => {
+        this.inFlight.delete(block.id);
+        // Look again once the queue is done: a block may need another copy, or a failed one a retry.
+        if (this.queue.length === 0) this.dirty = true;
+        this.pump();
+      }));
+    }
   }
 
   /** Drops the replicas beyond what the block's files ask for, from the fullest servers first. */
@@ -85,29 +98,25 @@ export class Replicator {
     for (const storage of fullest.slice(0, live.length - block.want)) this.map.removeReplica(block.id, storage);
   }
 
-  private copy(block: BlockState, byId: Map<string, StorageInfo>): Promise<void> | undefined {
+  private copy(block: BlockState): Promise<void> | undefined {
     // Any live holder can be the source, a draining one included: that is how a drain empties it.
-    const sources = block.holders.map((h) => byId.get(h)).filter((s): s is StorageInfo => s?.alive === true);
+    const sources = block.holders.map((h) => this.storages.get(h)).filter((s): s is StorageInfo => s?.alive === true);
     if (sources.length === 0) return undefined;
-    let target;
+    let target: StorageRef | undefined;
     try {
       target = this.storages.choose(1, block.size, block.holders)[0];
     } catch {
       return undefined; // no server to copy to; the block stays under-replicated and counted so
     }
     if (!target) return undefined;
+    const to = target;
     const source = sources[Math.floor(Math.random() * sources.length)]!;
-    this.inFlight.add(block.id);
-    this.storages.reserve([target.id], block.size);
+    this.storages.reserve([to.id], block.size);
     const body: FetchBlockRequest = { source: source.addr, size: block.size, sha256: block.sha256 };
-    return callJson(addrToUrl(target.addr), `/v1/blocks/${block.id}/fetch`, { body, dispatcher: this.opts.dispatcher })
-      .then(() => this.map.addReplica(block.id, target.id))
+    return callJson(addrToUrl(to.addr), `/v1/blocks/${block.id}/fetch`, { body, dispatcher: this.opts.dispatcher })
+      .then(() => this.map.addReplica(block.id, to.id))
       .catch((err: unknown) => {
-        console.error(`replicator: copying block ${block.id} from ${source.addr} to ${target.addr} failed: ${(err as Error).message}`);
-      })
-      .finally(() => {
-        this.inFlight.delete(block.id);
-        this.dirty = true; // look again: the block may need another copy, or a retry
+        console.error(`replicator: copying block ${block.id} from ${source.addr} to ${to.addr} failed: ${(err as Error).message}`);
       });
   }
 }
