@@ -137,7 +137,8 @@ const COMMANDS: Record<string, Command> = {
       const st = await ctx.client.stat(path);
       if (st.type !== 'dir') throw new SdfsError('ENOTDIR', `not a directory: ${path}`);
       const entries = await ctx.client.readdir(path);
-      if (entries.length > 0 && !(await ctx.confirm(`${path} is not empty (${entries.length} entries). Delete it and everything in it? [y/N] `))) {
+      const count = `${entries.length} ${entries.length === 1 ? 'entry' : 'entries'}`;
+      if (entries.length > 0 && !(await ctx.confirm(`${path} is not empty (${count}). Delete it and everything in it? [y/N] `))) {
         return ctx.print('deldir canceled');
       }
       await ctx.client.rm(path, { recursive: true });

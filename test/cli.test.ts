@@ -1,0 +1,412 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { FileStat, SdfsClient } from '../src/client/index.js';
+import type { BlockLocation, ClusterResponse } from '../src/protocol/messages.js';
+import { CLI, Cluster, runCli } from './helpers/cluster.js';
+import { sha256, sha256Of } from './helpers/data.js';
+
+// The one-shot subcommands of `sdfs`, run as real processes against a real cluster: their output,
+// their exit codes and one-line errors, the namespace and bytes they leave (checked through the
+// client library), and the operation log they keep.
+const BLOCK = 64 * 1024;
+
+describe('sdfs subcommands', () => {
+  let cluster: Cluster;
+  let client: SdfsClient;
+  let local: string;
+
+  before(async () => {
+    cluster = await Cluster.start({ blockSize: BLOCK });
+    client = cluster.client();
+    local = await mkdtemp(join(tmpdir(), 'sdfs-cli-local-'));
+  });
+  after(async () => {
+    await cluster?.stop();
+    if (local) await rm(local, { recursive: true, force: true });
+  });
+
+  /** Runs a subcommand that must succeed; returns its stdout. */
+  async function ok(args: string[], opts: { cwd?: string } = {}): Promise<string> {
+    const r = await cluster.cli(args, opts);
+    assert.equal(r.code, 0, `sdfs ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+    assert.equal(r.stderr, '', `sdfs ${args.join(' ')} wrote on stderr`);
+    return r.stdout;
+  }
+
+  /** Runs a subcommand that must fail with `code` and one line on stderr: `sdfs: <message>`. */
+  async function fails(args: string[], code: number, message?: RegExp): Promise<string> {
+    const r = await cluster.cli(args);
+    assert.equal(r.code, code, `sdfs ${args.join(' ')}: exit code ${r.code}, stderr ${r.stderr}`);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /^sdfs: [^\n]+\n$/, 'one line on stderr');
+    if (message) assert.match(r.stderr.slice('sdfs: '.length, -1), message);
+    return r.stderr;
+  }
+
+  const remoteSha = async (path: string): Promise<string> => (await sha256Of(await client.createReadStream(path))).sha256;
+  const names = async (dir: string): Promise<string[]> => (await client.readdir(dir)).map((e) => (e.type === 'dir' ? `${e.name}/` : e.name));
+
+  async function localFile(name: string, data: Buffer): Promise<string> {
+    const dir = await mkdtemp(join(local, 'd-'));
+    await writeFile(join(dir, name), data);
+    return join(dir, name);
+  }
+
+  /** `sdfs cat`, collecting stdout as bytes (the helper decodes it as text). */
+  function catBytes(path: string): Promise<{ code: number; stdout: Buffer }> {
+    return new Promise((done, fail) => {
+      const child = spawn(process.execPath, [CLI, '--name-server', cluster.url, '--log-file', join(cluster.dataDir, 'client.log'), 'cat', path],
+        { stdio: ['ignore', 'pipe', 'inherit'] });
+      const chunks: Buffer[] = [];
+      child.stdout.on('data', (d: Buffer) => chunks.push(d));
+      child.on('error', fail);
+      child.on('close', (code) => done({ code: code ?? -1, stdout: Buffer.concat(chunks) }));
+    });
+  }
+
+  it('put and get move the bytes; put into a directory or the root, get to a directory, -f, -r and -b', async () => {
+    const data = randomBytes(3 * BLOCK + 4567);
+    const src = await localFile('file.bin', data);
+    const other = randomBytes(100);
+    const otherFile = await localFile('other.bin', other);
+    const rootData = randomBytes(777);
+    const rootFile = await localFile('t-root-put.bin', rootData);
+    await client.mkdir('/t-put');
+    await client.writeFile('/t-put/replaced.bin', 'old bytes');
+    const [named] = await Promise.all([
+      ok(['put', src, '/t-put/named.bin']),
+      ok(['put', src, '/t-put']), // into the existing directory, under its own name
+      ok(['put', rootFile]), // no target: the root, under its own name
+      ok(['put', src, '/t-put/r2.bin', '-r', '2', '-b', '8K']),
+      ok(['put', otherFile, '/t-put/replaced.bin', '-f']),
+    ]);
+    assert.equal(named, '');
+    assert.deepEqual(await names('/t-put'), ['file.bin', 'named.bin', 'r2.bin', 'replaced.bin']);
+    for (const f of ['named.bin', 'file.bin', 'r2.bin']) assert.equal(await remoteSha(`/t-put/${f}`), sha256(data), f);
+    assert.equal(await remoteSha('/t-root-put.bin'), sha256(rootData));
+    assert.equal(await remoteSha('/t-put/replaced.bin'), sha256(other), '-f replaced the file');
+    const st = await client.stat('/t-put/named.bin');
+    assert.equal(st.size, data.length);
+    assert.equal(st.blocks, 4);
+    assert.equal(st.replication, 3);
+    const r2 = await client.stat('/t-put/r2.bin');
+    assert.equal(r2.replication, 2);
+    assert.equal(r2.blockSize, 8192);
+    const located = await client.blocks('/t-put/r2.bin');
+    assert.equal(located.blocks.length, Math.ceil(data.length / 8192));
+    for (const b of located.blocks) assert.equal(new Set(b.replicas.map((r) => r.id)).size, 2);
+
+    const down = await mkdtemp(join(local, 'down-'));
+    await Promise.all([
+      ok(['get', '/t-put/file.bin', join(down, 'copy.bin')]),
+      ok(['get', '/t-put/r2.bin', down]), // to a directory: under the file's name
+      ok(['get', '/t-put/replaced.bin'], { cwd: down }), // default: the local current directory
+      fails(['put', otherFile, '/t-put/named.bin'], 3, /already exists: \/t-put\/named\.bin/),
+      fails(['put', src, '/t-put/bad-bs', '-b', '12'], 6, /block size/),
+      fails(['get', '/t-put/nothing', join(down, 'x')], 2, /^no such file or directory: \/t-put\/nothing$/),
+      fails(['get', '/t-put/file.bin', join(down, 'no-dir', 'x')], 2, /no-dir/),
+      fails(['put', join(down, 'not-here.bin'), '/t-put/x'], 2, /not-here\.bin/),
+    ]);
+    assert.equal(sha256(await readFile(join(down, 'copy.bin'))), sha256(data));
+    assert.equal(sha256(await readFile(join(down, 'r2.bin'))), sha256(data));
+    assert.equal(sha256(await readFile(join(down, 'replaced.bin'))), sha256(other));
+    assert.deepEqual((await readdir(down)).sort(), ['copy.bin', 'r2.bin', 'replaced.bin'], 'no partial files');
+    assert.equal(await remoteSha('/t-put/named.bin'), sha256(data), 'the refused put changed nothing');
+    assert.deepEqual(await names('/t-put'), ['file.bin', 'named.bin', 'r2.bin', 'replaced.bin']);
+  });
+
+  it('cat writes the exact bytes to stdout', async () => {
+    const bin = randomBytes(2 * BLOCK + 333);
+    await client.writeFile('/t-cat.bin', bin);
+    const text = 'line one\nline two, ünïcödé 日本 🎉\n'.repeat(500);
+    await client.writeFile('/t-cat.txt', text);
+    await client.create('/t-cat-empty');
+    const [r, t, empty] = await Promise.all([
+      catBytes('/t-cat.bin'),
+      ok(['cat', '/t-cat.txt']),
+      ok(['cat', '/t-cat-empty']),
+      fails(['cat', '/t-cat-missing'], 2, /no such file or directory: \/t-cat-missing/),
+    ]);
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout.length, bin.length);
+    assert.ok(r.stdout.equals(bin), 'binary bytes are equal');
+    assert.equal(t, text);
+    assert.equal(empty, '');
+  });
+
+  it('ls: plain, -l and --json match the namespace', async () => {
+    await client.mkdir('/t-ls/sub dir', { recursive: true });
+    await client.mkdir('/t-ls/another');
+    await client.writeFile('/t-ls/b.bin', randomBytes(BLOCK + 1));
+    await client.writeFile('/t-ls/a é.txt', 'hello');
+    const [plain, longText, jsonText, oneText, emptyText, rootText] = await Promise.all([
+      ok(['ls', '/t-ls']), ok(['ls', '/t-ls', '-l']), ok(['ls', '/t-ls', '--json']), ok(['ls', '/t-ls/b.bin', '--json']),
+      ok(['ls', '/t-ls/another']), ok(['ls']), fails(['ls', '/t-ls/missing'], 2, /no such file or directory/),
+    ]);
+    assert.equal(plain, 'another/\nsub dir/\na é.txt\nb.bin\n');
+    const long = longText.split('\n');
+    assert.equal(long.pop(), '');
+    assert.equal(long.length, 4);
+    assert.match(long[0]!, /^d +- {2}\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ {2}another\/$/);
+    assert.match(long[1]!, /^d +- {2}\S+ \S+ {2}sub dir\/$/);
+    assert.match(long[2]!, /^- +5 {2}\S+ \S+ {2}a é\.txt$/);
+    assert.match(long[3]!, new RegExp(`^- +${BLOCK + 1} {2}\\S+ \\S+ {2}b\\.bin$`));
+
+    const json = JSON.parse(jsonText) as FileStat[];
+    assert.deepEqual(json, await client.readdir('/t-ls'));
+    assert.deepEqual(json.map((e) => [e.name, e.type, e.size, e.path]), [
+      ['another', 'dir', 0, '/t-ls/another'], ['sub dir', 'dir', 0, '/t-ls/sub dir'],
+      ['a é.txt', 'file', 5, '/t-ls/a é.txt'], ['b.bin', 'file', BLOCK + 1, '/t-ls/b.bin'],
+    ]);
+    const one = JSON.parse(oneText) as FileStat[];
+    assert.deepEqual(one.map((e) => e.path), ['/t-ls/b.bin'], 'ls of a file lists the file');
+    assert.equal(emptyText, '', 'an empty directory lists nothing');
+    assert.ok(rootText.split('\n').includes('t-ls/'), 'ls with no path lists the root');
+  });
+
+  it('stat --json lists each block with 3 replicas on distinct storage servers', async () => {
+    const data = randomBytes(3 * BLOCK + 10);
+    await client.writeFile('/t-stat', data);
+    await client.mkdir('/t-stat-dir');
+    const [jsonText, text, infoText, dirText] = await Promise.all([
+      ok(['stat', '/t-stat', '--json']), ok(['stat', '/t-stat']), ok(['info', '/t-stat']), ok(['stat', '/t-stat-dir', '--json']),
+      fails(['stat', '/t-stat-missing', '--json'], 2, /no such file or directory: \/t-stat-missing/),
+    ]);
+    const st = JSON.parse(jsonText) as FileStat & { blockList: BlockLocation[] };
+    assert.equal(st.path, '/t-stat');
+    assert.equal(st.type, 'file');
+    assert.equal(st.size, data.length);
+    assert.equal(st.blocks, 4);
+    assert.equal(st.replication, 3);
+    assert.equal(st.blockList.length, 4);
+    const servers = new Map(cluster.storages.map((s) => [s.id!, `127.0.0.1:${s.port}`]));
+    const located = await client.blocks('/t-stat');
+    for (const [i, b] of st.blockList.entries()) {
+      assert.equal(b.index, i);
+      assert.equal(b.offset, i * BLOCK);
+      assert.equal(b.size, i < 3 ? BLOCK : 10);
+      assert.equal(b.sha256, sha256(data.subarray(b.offset, b.offset + b.size)));
+      assert.equal(b.id, located.blocks[i]!.id);
+      assert.equal(b.replicas.length, 3);
+      assert.equal(new Set(b.replicas.map((r) => r.id)).size, 3, 'distinct storage ids');
+      assert.equal(new Set(b.replicas.map((r) => r.addr)).size, 3, 'distinct addresses');
+      for (const r of b.replicas) {
+        assert.equal(servers.get(r.id), r.addr, 'the id and the address are those of one storage server');
+        assert.equal(r.alive, true);
+      }
+    }
+    assert.match(text, new RegExp(`^size: +${data.length} bytes`, 'm'));
+    assert.equal(text.match(/^ {2}replicas \(3\): /gm)?.length, 4);
+    // Replicas come in random order (readers spread over them): compare them as sets.
+    const sortReplicas = (t: string): string => t.replace(/^( {2}replicas \(\d+\): )(.*)$/gm, (_l, head: string, list: string) => head + list.split(', ').sort().join(', '));
+    assert.equal(sortReplicas(infoText), sortReplicas(text), 'info is an alias of stat');
+    for (const b of st.blockList) {
+      assert.ok(sortReplicas(text).includes(`  replicas (3): ${b.replicas.map((r) => `${r.id.slice(0, 8)}@${r.addr}`).sort().join(', ')}`));
+    }
+    const dir = JSON.parse(dirText) as FileStat & { blockList: unknown[] };
+    assert.equal(dir.type, 'dir');
+    assert.deepEqual(dir.blockList, []);
+  });
+
+  it('mkdir, and mkdir -p', async () => {
+    await client.mkdir('/t-mk');
+    await client.writeFile('/t-mk/file', 'f');
+    const [out] = await Promise.all([
+      ok(['mkdir', '/t-mk/plain']),
+      ok(['mkdir', '-p', '/t-mk/a/b/c']),
+      fails(['mkdir', '/t-mk'], 3, /already exists: \/t-mk/),
+      fails(['mkdir', '/t-mk/x/y/z'], 2, /no such directory: \/t-mk\/x\/y/),
+      fails(['mkdir', '-p', '/t-mk/file/x'], 4, /not a directory: \/t-mk\/file/),
+      fails(['mkdir', '-p', '/t-mk/file'], 3),
+    ]);
+    assert.equal(out, '');
+    assert.deepEqual(await names('/t-mk'), ['a/', 'plain/', 'file']);
+    assert.deepEqual(await names('/t-mk/a/b'), ['c/']);
+    await ok(['mkdir', '-p', '/t-mk/a/b/c']); // no error when it exists
+    assert.deepEqual(await names('/t-mk/a/b/c'), []);
+  });
+
+  it('rm removes files and empty directories; a non-empty directory needs -r', async () => {
+    await client.mkdir('/t-rm/full/sub', { recursive: true });
+    await client.mkdir('/t-rm/empty');
+    await client.writeFile('/t-rm/file', randomBytes(BLOCK + 5));
+    await client.writeFile('/t-rm/full/a', 'a');
+    await client.writeFile('/t-rm/full/sub/b', 'b');
+    const [removed] = await Promise.all([
+      ok(['rm', '/t-rm/file']),
+      ok(['rm', '/t-rm/empty']),
+      fails(['rm', '/t-rm/full'], 5, /^\/t-rm\/full is a directory and not empty: use rm -r$/),
+      fails(['rm', '/t-rm/nothing'], 2, /no such file or directory: \/t-rm\/nothing/),
+    ]);
+    assert.equal(removed, '');
+    assert.equal(await client.exists('/t-rm/file'), false);
+    assert.equal(await client.exists('/t-rm/empty'), false);
+    assert.deepEqual(await names('/t-rm/full'), ['sub/', 'a'], 'nothing was removed');
+    assert.deepEqual(await names('/t-rm/full/sub'), ['b']);
+    await Promise.all([ok(['rm', '-r', '/t-rm/full']), fails(['rm', '-r', '/'], 6, /root/)]);
+    assert.deepEqual(await names('/t-rm'), []);
+    assert.equal(await client.exists('/t-rm/full/sub/b'), false);
+    assert.ok((await names('/')).includes('t-rm/'), 'the root is intact');
+  });
+
+  it('mv renames and moves into a directory; a taken name needs -f', async () => {
+    const data = randomBytes(2 * BLOCK);
+    await client.mkdir('/t-mv/dir', { recursive: true });
+    await client.mkdir('/t-mv/tree/sub', { recursive: true });
+    await client.writeFile('/t-mv/a', data);
+    await client.writeFile('/t-mv/b', 'bee');
+    await client.writeFile('/t-mv/c', 'sea');
+    await client.writeFile('/t-mv/taken', 'taken');
+    await client.writeFile('/t-mv/tree/sub/leaf', 'leaf');
+    const [out] = await Promise.all([
+      ok(['mv', '/t-mv/a', '/t-mv/renamed']),
+      ok(['mv', '/t-mv/b', '/t-mv/dir']), // into the directory
+      ok(['mv', '/t-mv/tree', '/t-mv/moved tree']),
+      fails(['mv', '/t-mv/c', '/t-mv/taken'], 3, /already exists: \/t-mv\/taken/),
+      fails(['mv', '/t-mv/nothing', '/t-mv/x'], 2, /no such file or directory: \/t-mv\/nothing/),
+    ]);
+    assert.equal(out, '');
+    assert.deepEqual(await names('/t-mv'), ['dir/', 'moved tree/', 'c', 'renamed', 'taken']);
+    assert.deepEqual(await names('/t-mv/dir'), ['b']);
+    assert.equal(await remoteSha('/t-mv/renamed'), sha256(data));
+    assert.equal(await remoteSha('/t-mv/dir/b'), sha256(Buffer.from('bee')));
+    assert.equal(await remoteSha('/t-mv/moved tree/sub/leaf'), sha256(Buffer.from('leaf')));
+    assert.equal(await remoteSha('/t-mv/taken'), sha256(Buffer.from('taken')), 'the refused move changed nothing');
+    await ok(['mv', '/t-mv/c', '/t-mv/taken', '-f']);
+    assert.equal(await remoteSha('/t-mv/taken'), sha256(Buffer.from('sea')));
+    assert.deepEqual(await names('/t-mv'), ['dir/', 'moved tree/', 'renamed', 'taken']);
+  });
+
+  it('cp copies files and directory trees, sharing blocks; a taken name needs -f', async () => {
+    const data = randomBytes(2 * BLOCK + 1);
+    await client.mkdir('/t-cp/tree/sub', { recursive: true });
+    await client.mkdir('/t-cp/into');
+    await client.writeFile('/t-cp/tree/f', data);
+    await client.writeFile('/t-cp/tree/sub/g', 'gee');
+    await client.writeFile('/t-cp/other', 'other');
+    await client.writeFile('/t-cp/taken', 'taken');
+    const [out] = await Promise.all([
+      ok(['cp', '/t-cp/tree/f', '/t-cp/f2']),
+      ok(['cp', '/t-cp/tree/f', '/t-cp/into']),
+      ok(['cp', '/t-cp/tree', '/t-cp/tree2']),
+      fails(['cp', '/t-cp/other', '/t-cp/taken'], 3, /already exists: \/t-cp\/taken/),
+      fails(['cp', '/t-cp/none', '/t-cp/x'], 2, /no such file or directory: \/t-cp\/none/),
+    ]);
+    assert.equal(out, '');
+    for (const p of ['/t-cp/f2', '/t-cp/into/f', '/t-cp/tree2/f', '/t-cp/tree/f']) assert.equal(await remoteSha(p), sha256(data), p);
+    const ids = async (p: string): Promise<string[]> => (await client.blocks(p)).blocks.map((b) => b.id);
+    assert.deepEqual(await ids('/t-cp/f2'), await ids('/t-cp/tree/f'), 'the copy shares the blocks');
+    assert.deepEqual(await names('/t-cp/tree2'), ['sub/', 'f']);
+    assert.equal(await remoteSha('/t-cp/tree2/sub/g'), sha256(Buffer.from('gee')));
+    assert.equal(await remoteSha('/t-cp/taken'), sha256(Buffer.from('taken')), 'the refused copy changed nothing');
+    await ok(['cp', '/t-cp/other', '/t-cp/taken', '-f']);
+    assert.equal(await remoteSha('/t-cp/taken'), sha256(Buffer.from('other')));
+    assert.equal(await remoteSha('/t-cp/other'), sha256(Buffer.from('other')), 'the source is still there');
+    assert.deepEqual(await names('/t-cp'), ['into/', 'tree/', 'tree2/', 'f2', 'other', 'taken']);
+  });
+
+  it('df --json lists the 3 storage servers, alive, with capacity and free space', async () => {
+    const c = JSON.parse(await ok(['df', '--json'])) as ClusterResponse;
+    assert.equal(c.storages.length, 3);
+    assert.deepEqual(c.storages.map((s) => s.id).sort(), cluster.storages.map((s) => s.id!).sort());
+    assert.deepEqual(c.storages.map((s) => s.addr).sort(), cluster.storages.map((s) => `127.0.0.1:${s.port}`).sort());
+    for (const s of c.storages) {
+      assert.equal(s.alive, true);
+      assert.ok(s.capacity > 0);
+      assert.ok(s.free > 0 && s.free <= s.capacity);
+    }
+    assert.equal(c.capacity, c.storages.reduce((n, s) => n + s.capacity, 0));
+    assert.equal(c.free, c.storages.reduce((n, s) => n + s.free, 0));
+    assert.equal(c.replication, 3);
+    assert.equal(c.blockSize, BLOCK);
+    const text = (await ok(['df'])).trimEnd().split('\n');
+    assert.equal(text.length, 5);
+    for (const s of cluster.storages) assert.ok(text.some((l) => l.includes(`127.0.0.1:${s.port}`) && l.includes('alive')));
+    assert.match(text[4]!, /3 of 3 storage servers alive$/);
+  });
+
+  // Every command's missing-file (2) and taken-name (3) failure is checked above, by fails(): the exit
+  // code and one line on stderr, starting with 'sdfs: '. Here, what is left.
+  it('exit codes: 3 for a copy onto itself, 6 for bad usage', async () => {
+    await client.writeFile('/t-codes', 'f');
+    const [same, usage, unknown] = await Promise.all([
+      fails(['cp', '/t-codes', '/t-codes'], 3, /same/),
+      cluster.cli(['mv', '/t-codes']),
+      cluster.cli(['frobnicate']),
+    ]);
+    assert.match(same, /^sdfs: /);
+    assert.equal(usage.code, 6);
+    assert.match(usage.stderr, /missing required argument/);
+    assert.equal(unknown.code, 6);
+    assert.equal(await remoteSha('/t-codes'), sha256(Buffer.from('f')));
+  });
+
+  it('the operation log has one JSON line per operation with op, args and outcome', async () => {
+    const logFile = join(cluster.dataDir, 'client.log');
+    const before = (await readFile(logFile, 'utf8').catch(() => '')).split('\n').filter(Boolean).length;
+    await ok(['mkdir', '/t-log']);
+    const src = await localFile('logged.bin', Buffer.from('logged'));
+    await ok(['put', src, '/t-log/f']);
+    await fails(['mkdir', '/t-log'], 3);
+    await ok(['ls', '/t-log', '--json']);
+    const shell = await cluster.cli(['shell'], { input: 'mkdir /t-log/from-shell\ndelete /t-log/nothing\n' });
+    assert.equal(shell.code, 2);
+    const lines = (await readFile(logFile, 'utf8')).split('\n');
+    assert.equal(lines.pop(), '', 'the log ends with a newline');
+    const entries = lines.slice(before).map((l) => JSON.parse(l) as { time: string; nameServer: string; op: string; args: string[]; outcome: string });
+    assert.deepEqual(entries.map(({ op, args, outcome }) => ({ op, args, outcome })), [
+      { op: 'mkdir', args: ['/t-log'], outcome: 'ok' },
+      { op: 'put', args: [src, '/t-log/f'], outcome: 'ok' },
+      { op: 'mkdir', args: ['/t-log'], outcome: 'EEXIST' },
+      { op: 'ls', args: ['/t-log'], outcome: 'ok' },
+      { op: 'mkdir', args: ['/t-log/from-shell'], outcome: 'ok' },
+      { op: 'delete', args: ['/t-log/nothing'], outcome: 'ENOENT' },
+      { op: 'shell', args: [], outcome: 'ok' },
+    ]);
+    for (const e of entries) {
+      assert.equal(e.nameServer, cluster.url);
+      assert.ok(!Number.isNaN(Date.parse(e.time)), e.time);
+    }
+    assert.deepEqual(await names('/t-log'), ['from-shell/', 'f']);
+  });
+
+  it('SDFS_NAME_SERVER works instead of --name-server; the flag wins; the log goes to $XDG_CONFIG_HOME by default', async () => {
+    const config = await mkdtemp(join(local, 'config-'));
+    await client.mkdir('/t-env');
+    await client.writeFile('/t-env/f', 'via env');
+    const env = { SDFS_NAME_SERVER: cluster.url, XDG_CONFIG_HOME: config };
+    const r = await runCli(['ls', '/t-env', '--json'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual((JSON.parse(r.stdout) as FileStat[]).map((e) => e.name), ['f']);
+    const made = await runCli(['mkdir', '/t-env/made'], { env });
+    assert.equal(made.code, 0, made.stderr);
+    assert.equal((await client.stat('/t-env/made')).type, 'dir');
+    const log = (await readFile(join(config, 'sdfs', 'operations.log'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { op: string; nameServer: string });
+    assert.deepEqual(log.map((e) => e.op), ['ls', 'mkdir']);
+    assert.ok(log.every((e) => e.nameServer === cluster.url));
+
+    // A name server where nothing listens: unavailable (10), in one line.
+    const closed = await new Promise<number>((done) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = srv.address() as { port: number };
+        srv.close(() => done(port));
+      });
+    });
+    const dead = `http://127.0.0.1:${closed}`;
+    const [down, flag] = await Promise.all([
+      runCli(['ls', '/'], { env: { SDFS_NAME_SERVER: dead, XDG_CONFIG_HOME: config } }),
+      // --name-server wins over the environment.
+      runCli(['--name-server', cluster.url, 'ls', '/t-env'], { env: { SDFS_NAME_SERVER: dead, XDG_CONFIG_HOME: config } }),
+    ]);
+    assert.equal(down.code, 10);
+    assert.match(down.stderr, /^sdfs: [^\n]+\n$/);
+    assert.equal(flag.code, 0, flag.stderr);
+    assert.equal(flag.stdout, 'made/\nf\n');
+  });
+});
