@@ -25,6 +25,10 @@ export interface BlockMeta {
 }
 
 const MAGIC = Buffer.from('SDB1');
+/** Block metadata kept in memory, so that a read costs no extra disk access; oldest dropped first. */
+const META_CACHE_ENTRIES = 65_536;
+/** Writes are gathered up to this size, and reads up to this size are served from one buffer. */
+const IO_UNIT = 1024 * 1024;
 const FOOTER_BYTES = 8;
 const MAX_TRAILER_BYTES = 64 * 1024;
 
@@ -33,6 +37,9 @@ export class BlockStore {
   private readonly tmpDir: string;
   private readonly ids = new Map<string, number>();
   private readonly writing = new Set<string>();
+  private readonly metaCache = new Map<string, BlockMeta>();
+  /** Open handles of the 256 block directories, to fsync a directory without opening it each time. */
+  private readonly dirHandles = new Map<string, fs.FileHandle>();
   private usedBytes = 0;
 
   constructor(readonly dataDir: string) {
@@ -94,9 +101,10 @@ export class BlockStore {
       const fh = await fs.open(tmpPath, 'wx', 0o600);
       return new BlockWriter(id, fh, tmpPath, maxSize, async (meta, fileBytes) => {
         await fs.rename(tmpPath, this.pathOf(id));
-        await fsyncDir(join(this.blocksDir, id.slice(0, 2)));
+        await this.syncDir(id.slice(0, 2));
         this.ids.set(id, fileBytes);
         this.usedBytes += fileBytes;
+        this.cacheMeta(meta);
         return meta;
       }, () => this.writing.delete(id));
     } catch (err) {
@@ -105,24 +113,60 @@ export class BlockStore {
     }
   }
 
-  async readMeta(id: string): Promise<BlockMeta> {
+  /** A block's metadata; `fromDisk` skips the cache (the scrubber checks what is really there). */
+  async readMeta(id: string, fromDisk = false): Promise<BlockMeta> {
     validateId(id);
     if (!this.ids.has(id)) throw new SdfsError('ENOENT', `no block ${id}`);
+    const cached = fromDisk ? undefined : this.metaCache.get(id);
+    if (cached) return cached;
     const fh = await fs.open(this.pathOf(id), 'r');
     try {
-      return await readTrailer(fh);
+      const meta = await readTrailer(fh);
+      this.cacheMeta(meta);
+      return meta;
     } finally {
       await fh.close();
     }
   }
 
-  /** Streams bytes [start, end) of a block's data, with the block's metadata. */
-  async read(id: string, start: number, end: number): Promise<{ meta: BlockMeta; stream: ReadStream | null }> {
-    const meta = await this.readMeta(id);
+  private cacheMeta(meta: BlockMeta): void {
+    this.metaCache.delete(meta.id);
+    this.metaCache.set(meta.id, meta);
+    if (this.metaCache.size > META_CACHE_ENTRIES) this.metaCache.delete(this.metaCache.keys().next().value!);
+  }
+
+  /**
+   * Bytes [start, end) of a block's data, with the block's metadata: in one buffer if small, else as
+   * a stream read in large chunks.
+   */
+  async read(id: string, start: number, end: number, fromDisk = false): Promise<{ meta: BlockMeta; data: Buffer | ReadStream }> {
+    const meta = await this.readMeta(id, fromDisk);
     if (start < 0 || end > meta.size || start > end) throw new SdfsError('EINVAL', 'range outside the block');
-    if (start === end) return { meta, stream: null };
-    const stream = createReadStream(this.pathOf(id), { start, end: end - 1, highWaterMark: 1024 * 1024 });
-    return { meta, stream };
+    if (end - start > IO_UNIT) return { meta, data: createReadStream(this.pathOf(id), { start, end: end - 1, highWaterMark: IO_UNIT }) };
+    const data = Buffer.allocUnsafe(end - start);
+    if (data.length === 0) return { meta, data };
+    const fh = await fs.open(this.pathOf(id), 'r');
+    try {
+      const { bytesRead } = await fh.read(data, 0, data.length, start);
+      if (bytesRead !== data.length) throw new SdfsError('ECHECKSUM', `block ${id} is shorter than its metadata says`);
+    } finally {
+      await fh.close();
+    }
+    return { meta, data };
+  }
+
+  private async syncDir(sub: string): Promise<void> {
+    let fh = this.dirHandles.get(sub);
+    if (!fh) {
+      fh = await fs.open(join(this.blocksDir, sub), 'r');
+      this.dirHandles.set(sub, fh);
+    }
+    await fh.sync();
+  }
+
+  async close(): Promise<void> {
+    for (const fh of this.dirHandles.values()) await fh.close().catch(() => {});
+    this.dirHandles.clear();
   }
 
   async delete(id: string): Promise<boolean> {
@@ -130,6 +174,7 @@ export class BlockStore {
     const size = this.ids.get(id);
     if (size === undefined) return false;
     this.ids.delete(id);
+    this.metaCache.delete(id);
     this.usedBytes -= size;
     await fs.rm(this.pathOf(id), { force: true });
     return true;
@@ -141,6 +186,7 @@ export class BlockStore {
     const size = this.ids.get(id);
     if (size === undefined) return;
     this.ids.delete(id);
+    this.metaCache.delete(id);
     this.usedBytes -= size;
     const dir = join(this.dataDir, 'corrupt');
     await fs.mkdir(dir, { recursive: true });
@@ -158,6 +204,9 @@ export class BlockWriter {
   private readonly hash: Hash = createHash('sha256');
   private readonly crcs = new ChunkCrcs(CHUNK_SIZE);
   private done = false;
+  /** Bytes received but not yet written: written in large pieces, or all at once at commit. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
 
   constructor(
     readonly id: string,
@@ -177,8 +226,17 @@ export class BlockWriter {
     this.size += chunk.length;
     this.hash.update(chunk);
     this.crcs.update(chunk);
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    if (this.pendingBytes >= IO_UNIT) await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    const pieces = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
     try {
-      await this.fh.write(chunk);
+      await this.fh.writev(pieces);
     } catch (err) {
       throw toSdfsError(err);
     }
@@ -196,7 +254,8 @@ export class BlockWriter {
     footer.writeUInt32BE(trailer.length, 0);
     MAGIC.copy(footer, 4);
     try {
-      await this.fh.write(Buffer.concat([trailer, footer]));
+      this.pending.push(trailer, footer);
+      await this.flush();
       await this.fh.datasync();
       await this.fh.close();
       this.done = true;

@@ -49,7 +49,7 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
     const id = validateId(req.params.id);
     const meta = await store.readMeta(id);
     const range = parseRange(header(req, 'range'), meta.size);
-    const { stream } = await store.read(id, range.start, range.end);
+    const { data } = await store.read(id, range.start, range.end);
     const firstChunk = Math.floor(range.start / meta.chunkSize);
     const lastChunk = range.end === range.start ? firstChunk : Math.ceil(range.end / meta.chunkSize);
     void reply
@@ -63,7 +63,7 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
       .header(BLOCK_HEADERS.firstChunk, String(firstChunk))
       .header(BLOCK_HEADERS.crcs, meta.crcs.slice(firstChunk, lastChunk).map((c) => c.toString(16)).join(','));
     if (range.partial) void reply.header('content-range', `bytes ${range.start}-${range.end - 1}/${meta.size}`);
-    return reply.send(stream ?? '');
+    return reply.send(data);
   });
 
   // Re-replication: the name server asks this server to pull a block from another that holds it.

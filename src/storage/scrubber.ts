@@ -51,13 +51,13 @@ export class Scrubber {
   async scrubOne(id: string): Promise<boolean> {
     let reason: string | undefined;
     try {
-      const meta = await this.store.readMeta(id);
-      const { stream } = await this.store.read(id, 0, meta.size);
+      const meta = await this.store.readMeta(id, true);
+      const { data } = await this.store.read(id, 0, meta.size, true);
       const crcs = new ChunkCrcs(meta.chunkSize);
       const hash = createHash('sha256');
       const started = Date.now();
       let bytes = 0;
-      for await (const chunk of stream! as AsyncIterable<Buffer>) {
+      for await (const chunk of (Buffer.isBuffer(data) ? [data] : data) as AsyncIterable<Buffer>) {
         crcs.update(chunk);
         hash.update(chunk);
         bytes += chunk.length;

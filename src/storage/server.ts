@@ -79,6 +79,7 @@ export async function startStorageServer(config: StorageConfig): Promise<Running
       reporter?.stop();
       await scrubber.stop();
       await app.close();
+      await store.close();
       await dispatcher.close();
     },
   };
