@@ -6,7 +6,7 @@ import { ERROR_TABLE, SdfsError, errorFromBody } from '../src/protocol/errors.js
 import { baseName, isWithin, parentOf, resolvePath } from '../src/protocol/paths.js';
 import { quoteWord, tokenize } from '../src/cli/tokenize.js';
 import { parseSize } from '../src/cli/units.js';
-import { parseRange } from '../src/storage/routes.js';
+import { parseRange } from '../src/protocol/range.js';
 
 describe('paths', () => {
   it('normalizes relative and absolute paths, with .. never above the root', () => {
@@ -76,7 +76,9 @@ describe('block ids and checksums', () => {
     assert.deepEqual(parseRange('bytes=90-', 100), { start: 90, end: 100, partial: true });
     assert.deepEqual(parseRange('bytes=-5', 100), { start: 95, end: 100, partial: true });
     assert.deepEqual(parseRange('bytes=50-500', 100), { start: 50, end: 100, partial: true });
-    for (const bad of ['bytes=5-1', 'bytes=200-', 'items=1-2', 'bytes=1-2,4-5', 'bytes=-']) assert.throws(() => parseRange(bad, 100), { code: 'EINVAL' });
+    for (const bad of ['items=1-2', 'bytes=1-2,4-5', 'bytes=-']) assert.throws(() => parseRange(bad, 100), { code: 'EINVAL' });
+    for (const bad of ['bytes=5-1', 'bytes=200-', 'bytes=100-']) assert.throws(() => parseRange(bad, 100), { code: 'ERANGE' });
+    assert.deepEqual(parseRange('bytes=0-', 0), { start: 0, end: 0, partial: true });
   });
 });
 

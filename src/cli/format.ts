@@ -56,6 +56,7 @@ export function formatStatus(st: StatusResponse): string {
     `capacity: ${formatSize(st.capacity)}, used by blocks ${formatSize(st.used)}, available ${formatSize(st.free)}`,
     `namespace: ${st.files} files, ${st.dirs} directories`,
     `blocks: ${h.blocks}; under-replicated ${h.underReplicated}; missing ${h.missing}; over-replicated ${h.overReplicated}; copies in flight ${st.replicationInFlight}`,
+    `uploads in progress: ${st.uploadsInProgress}`,
   ].join('\n');
 }
 

@@ -4,6 +4,7 @@ import { isIPv4 } from 'node:net';
 import { basename } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { connect, type SdfsClient } from '../client/index.js';
+import { CLASSIC_DEFAULTS, parseDataPorts, type ClassicConfig } from '../name/classic/config.js';
 import { NAME_DEFAULTS } from '../name/config.js';
 import { validateClusterName } from '../protocol/announcement.js';
 import { SdfsError, toSdfsError } from '../protocol/errors.js';
@@ -12,7 +13,6 @@ import { resolvePath } from '../protocol/paths.js';
 import { STORAGE_DEFAULTS } from '../storage/config.js';
 import { formatDf, formatFsck, formatInfo, formatListing, formatStatus } from './format.js';
 import { OperationLog } from './oplog.js';
-import { runNameServer, runStorageServer, runUp } from './servers.js';
 import { runShell } from './shell.js';
 import { download, upload } from './transfer.js';
 import { parseIntArg, parseSize } from './units.js';
@@ -22,14 +22,20 @@ import { parseIntArg, parseSize } from './units.js';
  * passed down as typed objects; errors leave here, as one line on stderr and the exit code of
  * their stable code.
  */
+// fsync runs on libuv's thread pool: the default 4 threads would let only 4 block writes of a storage
+// server wait on the disk at once, and the disk commits concurrent fsyncs together.
+process.env.UV_THREADPOOL_SIZE ??= '16';
+
 const DEFAULT_NAME_SERVER = `http://127.0.0.1:${NAME_DEFAULTS.port}`;
 
 const program = new Command('sdfs')
   .description('sdfs: a simple distributed file system. With no command, starts the interactive shell.')
   .addOption(new Option('-n, --name-server <url>', 'name server URL').env('SDFS_NAME_SERVER').default(DEFAULT_NAME_SERVER))
   .option('--log-file <path>', `client operation log (default ${OperationLog.defaultPath()})`)
-  .showHelpAfterError()
   .exitOverride();
+
+/** The servers' code (fastify, SQLite) loads only for the commands that run a server: client commands start faster. */
+const servers = (): Promise<typeof import('./servers.js')> => import('./servers.js');
 
 interface GlobalOpts { nameServer: string; logFile?: string }
 
@@ -61,6 +67,16 @@ const replicationOpt = (v: string): number => parseIntArg(v, 'replication', 1, 1
 const portOpt = (v: string): number => parseIntArg(v, 'port', 0, 65535);
 const msOpt = (v: string): number => parseIntArg(v, 'interval', 1, 86_400_000);
 const clusterOpt = (v: string): string => validateClusterName(v);
+
+/** The flags of `sdfs name` for the seed's classic protocol, as parsed, and the config they make. */
+interface ClassicOpts {
+  classic: boolean; classicDataPorts: { min: number; max: number }; classicIdleTimeoutMs: number;
+  classicRequestTimeoutMs: number; classicDataTimeoutMs: number; classicMaxSessions: number;
+}
+const classicConfig = (o: ClassicOpts): ClassicConfig => ({
+  enabled: o.classic, dataPortMin: o.classicDataPorts.min, dataPortMax: o.classicDataPorts.max, idleTimeoutMs: o.classicIdleTimeoutMs,
+  requestTimeoutMs: o.classicRequestTimeoutMs, dataTimeoutMs: o.classicDataTimeoutMs, maxSessions: o.classicMaxSessions,
+});
 const udpPortOpt = (v: string): number => parseIntArg(v, 'discovery port', 1, 65535);
 const ipv4Opt = (v: string): string => {
   if (!isIPv4(v)) throw new SdfsError('EINVAL', `not an IPv4 address: ${v}`);
@@ -70,7 +86,16 @@ const ipv4Opt = (v: string): string => {
 program.command('name')
   .description('run a name server')
   .option('--host <addr>', 'address to listen on', NAME_DEFAULTS.host)
-  .option('-p, --port <port>', 'port of the HTTP API', portOpt, NAME_DEFAULTS.port)
+  .option('-p, --port <port>', 'port of the HTTP API and of the classic protocol', portOpt, NAME_DEFAULTS.port)
+  .option('--classic', 'serve the seed\'s classic protocol on the same port', true)
+  .option('--no-classic', 'serve HTTP only')
+  .addOption(new Option('--classic-data-ports <from-to>', 'data ports named to classic clients for read and write, within 1-9999')
+    .argParser(parseDataPorts)
+    .default({ min: CLASSIC_DEFAULTS.dataPortMin, max: CLASSIC_DEFAULTS.dataPortMax }, `${CLASSIC_DEFAULTS.dataPortMin}-${CLASSIC_DEFAULTS.dataPortMax}`))
+  .option('--classic-idle-timeout-ms <ms>', 'a classic connection silent this long between requests is closed', msOpt, CLASSIC_DEFAULTS.idleTimeoutMs)
+  .option('--classic-request-timeout-ms <ms>', 'a classic request begun must arrive in full within this', msOpt, CLASSIC_DEFAULTS.requestTimeoutMs)
+  .option('--classic-data-timeout-ms <ms>', 'time to reach a classic client\'s data port; longest silence of a transfer', msOpt, CLASSIC_DEFAULTS.dataTimeoutMs)
+  .option('--classic-max-sessions <n>', 'classic sessions at once', (v) => parseIntArg(v, 'classic sessions', 1, 100_000), CLASSIC_DEFAULTS.maxSessions)
   .option('-d, --data-dir <dir>', 'directory of the namespace database', './.sdfs/name')
   .option('-r, --replication <n>', 'default replicas per block', replicationOpt, NAME_DEFAULTS.replication)
   .option('-b, --block-size <size>', 'default block size (e.g. 64M)', sizeOpt, NAME_DEFAULTS.blockSize)
@@ -90,7 +115,9 @@ program.command('name')
     heartbeatMs: number; deadAfterMs: number; gcIntervalMs: number; uploadExpiryMs: number;
     blockReportMs: number; replicationIntervalMs: number; maxCopies: number;
     cluster: string; broadcast: boolean; broadcastAddress: string; broadcastIntervalMs: number; discoveryPort: number }) => {
-    await runNameServer({ ...o });
+    const { classic, classicDataPorts, classicIdleTimeoutMs, classicRequestTimeoutMs, classicDataTimeoutMs, classicMaxSessions, ...rest } = o as typeof o & ClassicOpts;
+    await (await servers()).runNameServer({ ...rest, classic: classicConfig({
+      classic, classicDataPorts, classicIdleTimeoutMs, classicRequestTimeoutMs, classicDataTimeoutMs, classicMaxSessions }) });
   });
 
 program.command('storage')
@@ -112,7 +139,7 @@ program.command('storage')
     // (flag or SDFS_NAME_SERVER), and otherwise finds its name server by broadcast.
     const source = program.getOptionValueSource('nameServer');
     const given = source !== undefined && source !== 'default';
-    await runStorageServer({
+    await (await servers()).runStorageServer({
       host: o.host, port: o.port, advertiseHost: o.advertiseHost, dataDir: o.dataDir, maxBlockSize: o.maxBlockSize, heartbeatMs: o.heartbeatMs,
       scrubBytesPerSecond: o.scrubRate, scrubPassIntervalMs: o.scrubIntervalMs,
       nameServer: given ? connect(program.opts<GlobalOpts>().nameServer).url : undefined,
@@ -129,7 +156,7 @@ program.command('up')
   .option('-r, --replication <n>', 'default replicas per block', replicationOpt, NAME_DEFAULTS.replication)
   .option('-b, --block-size <size>', 'default block size (e.g. 64M)', sizeOpt, NAME_DEFAULTS.blockSize)
   .action(async (o: { dataDir: string; port: number; storages: number; storagePort: number; replication: number; blockSize: number }) => {
-    process.exitCode = await runUp({ ...o, firstStoragePort: o.storagePort });
+    process.exitCode = await (await servers()).runUp({ ...o, firstStoragePort: o.storagePort });
   });
 
 program.command('shell', { isDefault: true })

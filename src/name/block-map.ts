@@ -85,21 +85,22 @@ export class BlockMap {
   /**
    * Reconciles the map with a storage server's full list of blocks:
    * - a listed block that a file references becomes a known replica (over-replication is trimmed later);
-   * - a listed block that nothing references (deleted, or of an abandoned upload) is queued for deletion;
+   * - a listed block that nothing references (deleted, or of an abandoned or lost upload) is queued for
+ *   deletion, unless an upload in progress is writing it (`pending`);
    * - a known replica missing from the list is forgotten, unless the block is younger than `graceMs`
    *   (it may have been stored after the storage server took its list).
    */
-  applyReport(storage: string, blocks: string[], graceMs: number): { added: number; strays: number; lost: number } {
+  applyReport(storage: string, blocks: string[], pending: Set<string>, graceMs: number): { added: number; strays: number; lost: number } {
     return this.db.transaction(() => {
       this.db.exec('CREATE TEMP TABLE IF NOT EXISTS report (id TEXT PRIMARY KEY) WITHOUT ROWID; DELETE FROM temp.report;');
       const insert = this.db.prepare<[string]>('INSERT OR IGNORE INTO temp.report (id) VALUES (?)');
       for (const id of blocks) insert.run(id);
       const added = this.db.prepare<[string]>(`INSERT OR IGNORE INTO replicas (block, storage)
         SELECT r.id, ? FROM temp.report r JOIN blocks b ON b.id = r.id`).run(storage).changes;
-      const strays = this.db.prepare<[string]>(`INSERT OR IGNORE INTO garbage (block, storage)
-        SELECT r.id, ? FROM temp.report r
-        WHERE NOT EXISTS (SELECT 1 FROM blocks b WHERE b.id = r.id)
-          AND NOT EXISTS (SELECT 1 FROM upload_blocks u WHERE u.block = r.id)`).run(storage).changes;
+      const unknown = this.db.prepare<[], { id: string }>(
+        'SELECT r.id FROM temp.report r WHERE NOT EXISTS (SELECT 1 FROM blocks b WHERE b.id = r.id)').all();
+      let strays = 0;
+      for (const { id } of unknown) if (!pending.has(id)) strays += this.q.addGarbage.run(id, storage).changes;
       const lost = this.db.prepare<[string, number]>(`DELETE FROM replicas WHERE storage = ?
         AND NOT EXISTS (SELECT 1 FROM temp.report r WHERE r.id = replicas.block)
         AND block IN (SELECT id FROM blocks WHERE created < ?)`).run(storage, Date.now() - graceMs).changes;

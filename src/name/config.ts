@@ -1,11 +1,14 @@
 import { DISCOVERY_DEFAULTS } from '../protocol/announcement.js';
+import { CLASSIC_DEFAULTS, type ClassicConfig } from './classic/config.js';
 
 /** Everything a name server is told at start; it reads no other configuration. */
 export interface NameConfig {
   /** Address to listen on. */
   host: string;
-  /** Port of the HTTP API (and, later, the classic protocol); 0 picks a free one. */
+  /** Port of the HTTP API and of the seed's classic protocol; 0 picks a free one. */
   port: number;
+  /** The seed's classic protocol on the same port (told apart from HTTP by the first bytes). */
+  classic: ClassicConfig;
   /** Directory of the namespace database; created if missing. */
   dataDir: string;
   /** Replicas per block for files that do not ask for another number. */
@@ -41,6 +44,7 @@ export interface NameConfig {
 export const NAME_DEFAULTS = {
   host: '0.0.0.0',
   port: 6235,
+  classic: CLASSIC_DEFAULTS,
   replication: 3,
   blockSize: 64 * 1024 * 1024,
   heartbeatMs: 3000,

@@ -84,6 +84,11 @@ const MIGRATIONS: string[] = [
   `
   ALTER TABLE storages ADD COLUMN state TEXT NOT NULL DEFAULT 'normal' CHECK (state IN ('normal', 'draining'));
   `,
+  // Uploads in progress moved to memory: only the commit of a file is durable.
+  `
+  DROP TABLE upload_blocks;
+  DROP TABLE uploads;
+  `,
 ];
 
 export function openDb(dataDir: string): Db {

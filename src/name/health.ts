@@ -5,6 +5,7 @@ import type { Db } from './db.js';
 import type { Namespace } from './namespace.js';
 import type { Replicator } from './replicator.js';
 import type { StorageRegistry } from './storages.js';
+import type { Uploads } from './uploads.js';
 
 /** `sdfs status` and `sdfs fsck`: the cluster's and each file's replication health. */
 export class Health {
@@ -14,6 +15,7 @@ export class Health {
     private readonly map: BlockMap,
     private readonly storages: StorageRegistry,
     private readonly replicator: Replicator,
+    private readonly uploads: Uploads,
   ) {}
 
   status(): StatusResponse {
@@ -39,6 +41,7 @@ export class Health {
       used: live.reduce((n, s) => n + s.used, 0),
       health,
       replicationInFlight: this.replicator.copiesInFlight,
+      uploadsInProgress: this.uploads.count,
     };
   }
 

@@ -37,8 +37,9 @@ export class Namespace {
       fileBlocks: db.prepare<[number], { idx: number; block: string }>('SELECT idx, block FROM file_blocks WHERE file = ? ORDER BY idx'),
       deleteFileBlocks: db.prepare<[number]>('DELETE FROM file_blocks WHERE file = ?'),
       insertFileBlock: db.prepare<[number, number, string]>('INSERT INTO file_blocks (file, idx, block) VALUES (?, ?, ?)'),
-      blockRefs: db.prepare<[string, string], { n: number }>(
-        'SELECT (SELECT count(*) FROM file_blocks WHERE block = ?) + (SELECT count(*) FROM upload_blocks WHERE block = ?) AS n'),
+      blockRefs: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM file_blocks WHERE block = ?'),
+      insertBlock: db.prepare<[string, number, string, number]>('INSERT OR IGNORE INTO blocks (id, size, sha256, created) VALUES (?, ?, ?, ?)'),
+      insertReplica: db.prepare<[string, string]>('INSERT OR IGNORE INTO replicas (block, storage) VALUES (?, ?)'),
       replicasOf: db.prepare<[string], { storage: string }>('SELECT storage FROM replicas WHERE block = ?'),
       addGarbage: db.prepare<[string, string]>('INSERT OR IGNORE INTO garbage (block, storage) VALUES (?, ?)'),
       deleteReplicas: db.prepare<[string]>('DELETE FROM replicas WHERE block = ?'),
@@ -218,7 +219,7 @@ export class Namespace {
 
   /** Sends a block's replicas to the garbage queue once nothing references the block. */
   releaseBlock(block: string): void {
-    if (this.q.blockRefs.get(block, block)!.n > 0) return;
+    if (this.q.blockRefs.get(block)!.n > 0) return;
     for (const { storage } of this.q.replicasOf.all(block)) this.q.addGarbage.run(block, storage);
     this.q.deleteReplicas.run(block);
     this.q.deleteBlock.run(block);
@@ -228,8 +229,14 @@ export class Namespace {
     return this.q.fileBlocks.all(fileId);
   }
 
-  setFileBlocks(fileId: number, blocks: string[]): void {
-    blocks.forEach((b, i) => this.q.insertFileBlock.run(fileId, i, b));
+  /** Records a new file's blocks and where their replicas are. */
+  addFileBlocks(fileId: number, blocks: { id: string; size: number; sha256: string; replicas: string[] }[]): void {
+    const now = Date.now();
+    blocks.forEach((b, i) => {
+      this.q.insertBlock.run(b.id, b.size, b.sha256, now);
+      for (const r of b.replicas) this.q.insertReplica.run(b.id, r);
+      this.q.insertFileBlock.run(fileId, i, b.id);
+    });
   }
 }
 

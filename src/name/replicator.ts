@@ -2,6 +2,7 @@ import type { Dispatcher } from 'undici';
 import { addrToUrl, callJson } from '../protocol/http.js';
 import type { FetchBlockRequest, StorageInfo, StorageRef } from '../protocol/messages.js';
 import type { BlockMap, BlockState } from './block-map.js';
+import type { Committer } from './committer.js';
 import type { StorageRegistry } from './storages.js';
 
 export interface ReplicatorOptions {
@@ -32,6 +33,7 @@ export class Replicator {
   constructor(
     private readonly map: BlockMap,
     private readonly storages: StorageRegistry,
+    private readonly committer: Committer,
     private readonly opts: ReplicatorOptions,
   ) {}
 
@@ -67,13 +69,18 @@ export class Replicator {
     const usableIds = new Set(usable.map((s) => s.id));
     const byId = new Map(this.storages.all().map((s) => [s.id, s]));
     const queue: BlockState[] = [];
+    const extras: { block: string; storage: string }[] = [];
     for (const block of this.map.states()) {
       const live = block.holders.filter((h) => usableIds.has(h));
-      if (live.length > block.want) this.trim(block, live, byId);
+      if (live.length > block.want) extras.push(...this.extras(block, live, byId));
       else if (live.length < Math.min(block.want, usable.length) && !this.inFlight.has(block.id)) queue.push(block);
     }
     this.queue = queue;
     this.pump();
+    if (extras.length > 0) {
+      void this.committer.run(() => extras.forEach((e) => this.map.removeReplica(e.block, e.storage)))
+        .catch((err: unknown) => console.error(`replicator: trimming failed: ${(err as Error).message}`));
+    }
   }
 
   /** Keeps up to maxCopies copies running while the queue has blocks. */
@@ -92,10 +99,10 @@ export class Replicator {
     }
   }
 
-  /** Drops the replicas beyond what the block's files ask for, from the fullest servers first. */
-  private trim(block: BlockState, live: string[], byId: Map<string, StorageInfo>): void {
+  /** The replicas beyond what the block's files ask for, from the fullest servers first. */
+  private extras(block: BlockState, live: string[], byId: Map<string, StorageInfo>): { block: string; storage: string }[] {
     const fullest = [...live].sort((a, b) => (byId.get(a)?.free ?? 0) - (byId.get(b)?.free ?? 0));
-    for (const storage of fullest.slice(0, live.length - block.want)) this.map.removeReplica(block.id, storage);
+    return fullest.slice(0, live.length - block.want).map((storage) => ({ block: block.id, storage }));
   }
 
   private copy(block: BlockState): Promise<void> | undefined {
@@ -114,7 +121,7 @@ export class Replicator {
     this.storages.reserve([to.id], block.size);
     const body: FetchBlockRequest = { source: source.addr, size: block.size, sha256: block.sha256 };
     return callJson(addrToUrl(to.addr), `/v1/blocks/${block.id}/fetch`, { body, dispatcher: this.opts.dispatcher })
-      .then(() => this.map.addReplica(block.id, to.id))
+      .then(() => this.committer.run(() => this.map.addReplica(block.id, to.id)))
       .catch((err: unknown) => {
         console.error(`replicator: copying block ${block.id} from ${source.addr} to ${to.addr} failed: ${(err as Error).message}`);
       });

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { SdfsError } from '../protocol/errors.js';
 import {
   AllocateBlockRequest, API_PREFIX, CompleteBlockRequest, CreateRequest, DeleteRequest, MkdirRequest, MoveRequest,
-  BadReplicaReport, BlockReport, DecommissionRequest, OpenUploadRequest, PathQuery, StorageReport,
+  BadReplicaReport, BlockReport, CommitRequest, DecommissionRequest, OpenUploadRequest, PathQuery, StorageReport,
   type BlocksResponse, type ClusterResponse, type HeartbeatResponse,
 } from '../protocol/messages.js';
 import { resolvePath } from '../protocol/paths.js';
@@ -11,6 +11,7 @@ import type { Namespace } from './namespace.js';
 import type { StorageRegistry } from './storages.js';
 import type { Uploads } from './uploads.js';
 import type { BlockMap } from './block-map.js';
+import type { Committer } from './committer.js';
 import type { Health } from './health.js';
 import type { Replicator } from './replicator.js';
 
@@ -22,6 +23,7 @@ export interface NameServices {
   map: BlockMap;
   replicator: Replicator;
   health: Health;
+  committer: Committer;
   blocksOf(path: string): BlocksResponse;
   cluster(): ClusterResponse;
   init(): Promise<ClusterResponse>;
@@ -37,15 +39,18 @@ export function registerApiRoutes(app: FastifyInstance, s: NameServices): void {
   app.get(`${p}/fs/stat`, { schema: { querystring: PathQuery } }, async (req: Req<unknown, PathQuery>) => s.ns.stat(req.query.path));
   app.get(`${p}/fs/list`, { schema: { querystring: PathQuery } }, async (req: Req<unknown, PathQuery>) => s.ns.list(req.query.path));
   app.get(`${p}/fs/blocks`, { schema: { querystring: PathQuery } }, async (req: Req<unknown, PathQuery>) => s.blocksOf(req.query.path));
-  app.post(`${p}/fs/mkdir`, { schema: { body: MkdirRequest } }, async (req: Req<MkdirRequest>) => s.ns.mkdir(req.body.path, req.body.parents));
+  // Every change goes through the group committer: answered once it is durable.
+  const commit = <T>(fn: () => T): Promise<T> => s.committer.run(fn);
+  app.post(`${p}/fs/mkdir`, { schema: { body: MkdirRequest } },
+    async (req: Req<MkdirRequest>) => commit(() => s.ns.mkdir(req.body.path, req.body.parents)));
   app.post(`${p}/fs/create`, { schema: { body: CreateRequest } },
-    async (req: Req<CreateRequest>) => s.ns.createEmpty(req.body.path, s.config.replication, s.config.blockSize));
+    async (req: Req<CreateRequest>) => commit(() => s.ns.createEmpty(req.body.path, s.config.replication, s.config.blockSize)));
   app.post(`${p}/fs/move`, { schema: { body: MoveRequest } },
-    async (req: Req<MoveRequest>) => s.ns.rename(req.body.from, req.body.to, req.body.overwrite));
+    async (req: Req<MoveRequest>) => commit(() => s.ns.rename(req.body.from, req.body.to, req.body.overwrite)));
   app.post(`${p}/fs/copy`, { schema: { body: MoveRequest } },
-    async (req: Req<MoveRequest>) => s.ns.copy(req.body.from, req.body.to, req.body.overwrite));
+    async (req: Req<MoveRequest>) => commit(() => s.ns.copy(req.body.from, req.body.to, req.body.overwrite)));
   app.post(`${p}/fs/delete`, { schema: { body: DeleteRequest } }, async (req: Req<DeleteRequest>) => {
-    s.ns.remove(req.body.path, req.body.recursive);
+    await commit(() => s.ns.remove(req.body.path, req.body.recursive));
     return { deleted: resolvePath(req.body.path) };
   });
 
@@ -54,13 +59,13 @@ export function registerApiRoutes(app: FastifyInstance, s: NameServices): void {
     async (req: Req<AllocateBlockRequest, unknown, { id: string }>) => s.uploads.allocate(req.params.id, req.body.index, req.body.exclude));
   app.post(`${p}/uploads/:id/stored`, { schema: { body: CompleteBlockRequest, params: IdParams } },
     async (req: Req<CompleteBlockRequest, unknown, { id: string }>) => {
-      s.uploads.completeBlock(req.params.id, req.body);
+      await s.uploads.completeBlock(req.params.id, req.body);
       return { ok: true };
     });
-  app.post(`${p}/uploads/:id/commit`, { schema: { params: IdParams } },
-    async (req: Req<unknown, unknown, { id: string }>) => s.uploads.commit(req.params.id));
+  app.post(`${p}/uploads/:id/commit`, { schema: { params: IdParams, body: CommitRequest } },
+    async (req: Req<CommitRequest, unknown, { id: string }>) => s.uploads.commit(req.params.id, req.body.last));
   app.delete(`${p}/uploads/:id`, { schema: { params: IdParams } }, async (req: Req<unknown, unknown, { id: string }>) => {
-    s.uploads.abort(req.params.id);
+    await s.uploads.abort(req.params.id);
     return { aborted: req.params.id };
   });
 
@@ -68,7 +73,8 @@ export function registerApiRoutes(app: FastifyInstance, s: NameServices): void {
   app.post(`${p}/cluster/init`, async () => s.init());
 
   app.post(`${p}/storages/register`, { schema: { body: StorageReport } }, async (req: Req<StorageReport>): Promise<HeartbeatResponse> => {
-    s.storages.register(req.body, remoteHost(req));
+    const host = remoteHost(req);
+    await commit(() => s.storages.register(req.body, host));
     return { heartbeatMs: s.config.heartbeatMs, blockReportMs: s.config.blockReportMs };
   });
   app.post(`${p}/storages/heartbeat`, { schema: { body: StorageReport } }, async (req: Req<StorageReport>): Promise<HeartbeatResponse> => {
@@ -79,19 +85,20 @@ export function registerApiRoutes(app: FastifyInstance, s: NameServices): void {
   app.post(`${p}/storages/blocks`, { schema: { body: BlockReport }, bodyLimit: 512 * 1024 * 1024 }, async (req: Req<BlockReport>) => {
     if (!s.storages.get(req.body.id)) throw new SdfsError('ENOENT', 'unknown storage server: register first');
     // Blocks younger than two report intervals may have been stored after the list was taken.
-    const result = s.map.applyReport(req.body.id, req.body.blocks, 2 * s.config.blockReportMs + 10_000);
+    const { id, blocks } = req.body;
+    const result = await commit(() => s.map.applyReport(id, blocks, s.uploads.pendingBlocks(), 2 * s.config.blockReportMs + 10_000));
     if (result.added + result.lost > 0) s.replicator.markDirty();
     return result;
   });
   app.post(`${p}/blocks/:id/bad`, { schema: { body: BadReplicaReport, params: IdParams } },
     async (req: Req<BadReplicaReport, unknown, { id: string }>) => {
-      const dropped = s.map.reportBad(req.params.id, req.body.storage);
+      const dropped = await commit(() => s.map.reportBad(req.params.id, req.body.storage));
       if (dropped) s.replicator.markDirty();
       return { dropped };
     });
   app.post(`${p}/storages/decommission`, { schema: { body: DecommissionRequest } }, async (req: Req<DecommissionRequest>) => {
     const target = s.storages.find(req.body.storage);
-    s.storages.setState(target.id, req.body.cancel ? 'normal' : 'draining');
+    await commit(() => s.storages.setState(target.id, req.body.cancel ? 'normal' : 'draining'));
     return s.storages.get(target.id)!;
   });
   app.get(`${p}/cluster/status`, async () => s.health.status());

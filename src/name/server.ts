@@ -8,9 +8,13 @@ import { resolvePath } from '../protocol/paths.js';
 import type { NameConfig } from './config.js';
 import { openDb, type Db } from './db.js';
 import { BlockMap } from './block-map.js';
+import { Committer } from './committer.js';
 import { startBroadcasting } from './broadcaster.js';
 import { GarbageCollector } from './garbage.js';
 import { Health } from './health.js';
+import { attachClassic } from './classic/index.js';
+import { injectApiCaller } from './classic/inject-api.js';
+import { registerContentRoutes } from './content-routes.js';
 import { Namespace, toStat } from './namespace.js';
 import { Replicator } from './replicator.js';
 import { registerApiRoutes } from './routes.js';
@@ -29,17 +33,18 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
   const db = openDb(config.dataDir);
   const ns = new Namespace(db);
   const storages = new StorageRegistry(db, config.deadAfterMs);
-  const uploads = new Uploads(db, ns, storages, { replication: config.replication, blockSize: config.blockSize });
+  const committer = new Committer(db);
+  const uploads = new Uploads(db, ns, storages, committer, { replication: config.replication, blockSize: config.blockSize });
   const dispatcher = newAgent();
-  const gc = new GarbageCollector(db, storages, uploads, {
+  const gc = new GarbageCollector(db, storages, uploads, committer, {
     intervalMs: config.gcIntervalMs, uploadExpiryMs: config.uploadExpiryMs, dispatcher,
   });
   const map = new BlockMap(db);
-  const replicator = new Replicator(map, storages, {
+  const replicator = new Replicator(map, storages, committer, {
     intervalMs: config.replicationIntervalMs, fullScanMs: 10 * config.blockReportMs, maxCopies: config.maxCopies, dispatcher,
   });
   storages.onChange = () => replicator.markDirty();
-  const health = new Health(db, ns, map, storages, replicator);
+  const health = new Health(db, ns, map, storages, replicator, uploads);
 
   const cluster = (): ClusterResponse => {
     const all = storages.all();
@@ -56,10 +61,11 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
   const app = Fastify(SERVER_OPTIONS);
   installErrorHandler(app);
   registerApiRoutes(app, {
-    config, ns, uploads, storages, cluster, map, replicator, health,
+    config, ns, uploads, storages, cluster, map, replicator, health, committer,
     blocksOf: (path) => blocksOf(db, ns, storages, path),
     async init() {
-      wipeNamespace(db);
+      await committer.run(() => wipeNamespace(db));
+      uploads.clear();
       const results = await Promise.allSettled(storages.live().map((s) =>
         callJson(addrToUrl(s.addr), '/v1/wipe', { method: 'POST', body: {}, dispatcher })));
       const failed = results.filter((r) => r.status === 'rejected').length;
@@ -68,6 +74,11 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
     },
   });
 
+  // File bytes relayed through the name server, for clients that cannot reach the storage servers.
+  registerContentRoutes(app, { api: injectApiCaller(app), dispatcher });
+
+  // The seed's classic protocol shares the port: connections are told apart by their first bytes.
+  const classic = config.classic.enabled ? attachClassic(app, config.classic) : undefined;
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
@@ -80,6 +91,7 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
     url: `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`,
     async stop() {
       await broadcaster?.stop();
+      await classic?.stop();
       await app.close();
       await replicator.stop();
       await gc.stop();
@@ -114,10 +126,8 @@ function blocksOf(db: Db, ns: Namespace, storages: StorageRegistry, path: string
 
 /** The shell's `init`: every file and directory goes; the replicas are wiped by the caller. */
 function wipeNamespace(db: Db): void {
-  db.transaction(() => {
-    db.exec(`DELETE FROM file_blocks; DELETE FROM upload_blocks; DELETE FROM uploads; DELETE FROM replicas;
-      DELETE FROM blocks; DELETE FROM garbage; DELETE FROM inodes WHERE id != 1;`);
-  })();
+  db.exec(`DELETE FROM file_blocks; DELETE FROM replicas; DELETE FROM blocks; DELETE FROM garbage;
+    DELETE FROM inodes WHERE id != 1;`);
 }
 
 function shuffle<T>(items: T[]): void {

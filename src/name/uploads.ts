@@ -4,54 +4,49 @@ import type {
   AllocateBlockResponse, CompleteBlockRequest, FileStat, OpenUploadRequest, OpenUploadResponse,
 } from '../protocol/messages.js';
 import { resolvePath } from '../protocol/paths.js';
+import type { Committer } from './committer.js';
 import type { Db } from './db.js';
 import { toStat, type Namespace } from './namespace.js';
 import type { StorageRegistry } from './storages.js';
 
-interface UploadRow {
+interface UploadBlock {
+  blockId: string;
+  targets: string[];
+  stored?: { size: number; sha256: string; replicas: string[] };
+}
+
+interface Upload {
   id: string;
   path: string;
-  overwrite: number;
+  overwrite: boolean;
   replication: number;
-  block_size: number;
-  created: number;
+  blockSize: number;
   touched: number;
+  blocks: UploadBlock[];
 }
 
 /**
  * The write path. An upload is a file being written: its blocks are allocated one at a time, each
  * on R storage servers, and reported stored by the client. The file appears in the namespace only
  * at commit, in one transaction that also replaces any file it overwrites, so readers never see a
- * half-written file. An upload abandoned by its client expires and its blocks go to the garbage.
+ * half-written file.
+ *
+ * Uploads live in memory only: the one durable step is the commit. If the name server dies, its
+ * uploads die with it (their writers get an error), and the blocks they left on storage servers are
+ * strays that the next block reports clean away. An upload abandoned by its client expires.
  */
 export class Uploads {
-  private readonly q;
+  private readonly inProgress = new Map<string, Upload>();
+  private readonly addGarbage;
 
   constructor(
-    private readonly db: Db,
+    db: Db,
     private readonly ns: Namespace,
     private readonly storages: StorageRegistry,
+    private readonly committer: Committer,
     private readonly defaults: { replication: number; blockSize: number },
   ) {
-    this.q = {
-      get: db.prepare<[string], UploadRow>('SELECT * FROM uploads WHERE id = ?'),
-      insert: db.prepare<[string, string, number, number, number, number, number]>(
-        'INSERT INTO uploads (id, path, overwrite, replication, block_size, created, touched) VALUES (?, ?, ?, ?, ?, ?, ?)'),
-      touch: db.prepare<[number, string]>('UPDATE uploads SET touched = ? WHERE id = ?'),
-      delete: db.prepare<[string]>('DELETE FROM uploads WHERE id = ?'),
-      blocks: db.prepare<[string], { idx: number; block: string; targets: string; size: number | null }>(
-        'SELECT idx, block, targets, size FROM upload_blocks WHERE upload = ? ORDER BY idx'),
-      block: db.prepare<[string, number], { block: string; targets: string; size: number | null }>(
-        'SELECT block, targets, size FROM upload_blocks WHERE upload = ? AND idx = ?'),
-      putBlock: db.prepare<[string, number, string, string]>(
-        'INSERT OR REPLACE INTO upload_blocks (upload, idx, block, targets, size) VALUES (?, ?, ?, ?, NULL)'),
-      setBlockSize: db.prepare<[number, string, number]>('UPDATE upload_blocks SET size = ? WHERE upload = ? AND idx = ?'),
-      deleteBlocks: db.prepare<[string]>('DELETE FROM upload_blocks WHERE upload = ?'),
-      insertBlock: db.prepare<[string, number, string, number]>('INSERT OR IGNORE INTO blocks (id, size, sha256, created) VALUES (?, ?, ?, ?)'),
-      insertReplica: db.prepare<[string, string]>('INSERT OR IGNORE INTO replicas (block, storage) VALUES (?, ?)'),
-      addGarbage: db.prepare<[string, string]>('INSERT OR IGNORE INTO garbage (block, storage) VALUES (?, ?)'),
-      expired: db.prepare<[number], { id: string }>('SELECT id FROM uploads WHERE touched < ?'),
-    };
+    this.addGarbage = db.prepare<[string, string]>('INSERT OR IGNORE INTO garbage (block, storage) VALUES (?, ?)');
   }
 
   open(req: OpenUploadRequest): OpenUploadResponse {
@@ -64,98 +59,133 @@ export class Uploads {
     if (existing?.type === 'dir') throw new SdfsError('EISDIR', `a directory exists at ${path}`);
     if (existing && !req.overwrite) throw new SdfsError('EEXIST', `already exists: ${path}`);
     const id = newId();
-    const now = Date.now();
-    this.q.insert.run(id, path, req.overwrite ? 1 : 0, replication, blockSize, now, now);
-    return { uploadId: id, path, replication, blockSize };
+    const up: Upload = { id, path, overwrite: req.overwrite ?? false, replication, blockSize, touched: Date.now(), blocks: [] };
+    const first = req.allocate ? this.place(up, 0, []) : undefined;
+    this.inProgress.set(id, up);
+    return { uploadId: id, path, replication, blockSize, ...(first ? { first } : {}) };
   }
 
-  private get(id: string): UploadRow {
-    const row = this.q.get.get(id);
-    if (!row) throw new SdfsError('ENOENT', `no upload ${id} (committed, aborted or expired)`);
-    return row;
+  private get(id: string): Upload {
+    const up = this.inProgress.get(id);
+    if (!up) throw new SdfsError('ENOENT', `no upload ${id} (committed, aborted, expired, or lost in a name server restart)`);
+    up.touched = Date.now();
+    return up;
+  }
+
+  get count(): number {
+    return this.inProgress.size;
+  }
+
+  /** The block ids of every upload in progress (a block report must not call them strays). */
+  pendingBlocks(): Set<string> {
+    const out = new Set<string>();
+    for (const up of this.inProgress.values()) for (const b of up.blocks) out.add(b.blockId);
+    return out;
   }
 
   /** Places block `index` of an upload on R distinct live storage servers (fewer if fewer are alive). */
-  allocate(uploadId: string, index: number, exclude: string[] = []): AllocateBlockResponse {
-    return this.db.transaction(() => {
-      const up = this.get(uploadId);
-      const done = this.q.blocks.all(uploadId);
-      if (index > done.length) throw new SdfsError('EINVAL', `block ${index} allocated before block ${done.length}`);
-      const targets = this.storages.choose(up.replication, up.block_size, exclude);
-      const previous = this.q.block.get(uploadId, index);
-      if (previous) this.garbage(previous.block, previous.targets);
-      const blockId = newId();
-      this.q.putBlock.run(uploadId, index, blockId, JSON.stringify(targets.map((t) => t.id)));
-      if (previous) this.ns.releaseBlock(previous.block);
-      this.q.touch.run(Date.now(), uploadId);
-      this.storages.reserve(targets.map((t) => t.id), up.block_size);
-      return { blockId, index, targets };
-    })();
+  async allocate(uploadId: string, index: number, exclude: string[] = []): Promise<AllocateBlockResponse> {
+    const up = this.get(uploadId);
+    if (index > up.blocks.length) throw new SdfsError('EINVAL', `block ${index} allocated before block ${up.blocks.length}`);
+    if (index < up.blocks.length - 1) throw new SdfsError('EINVAL', `block ${index} is already stored; only the last may be sent again`);
+    const previous = up.blocks[index];
+    const alloc = this.place(up, index, exclude);
+    // A block sent again: whatever the first attempt left on its targets is garbage.
+    if (previous) await this.garbage(previous.blockId, previous.targets);
+    return alloc;
   }
 
-  completeBlock(uploadId: string, req: CompleteBlockRequest): void {
-    this.db.transaction(() => {
-      const up = this.get(uploadId);
-      const row = this.q.block.get(uploadId, req.index);
-      if (!row || row.block !== req.blockId) throw new SdfsError('EINVAL', `block ${req.index} of upload ${uploadId} is not ${req.blockId}`);
-      if (req.size > up.block_size) throw new SdfsError('EINVAL', `block larger than the block size ${up.block_size}`);
-      const targets = JSON.parse(row.targets) as string[];
-      if (!req.replicas.every((r) => targets.includes(r))) throw new SdfsError('EINVAL', 'replica on a storage server that was not a target');
-      this.q.insertBlock.run(req.blockId, req.size, req.sha256, Date.now());
-      for (const r of req.replicas) this.q.insertReplica.run(req.blockId, r);
-      // A target that did not store the block may still hold part or all of it.
-      for (const t of targets) if (!req.replicas.includes(t)) this.q.addGarbage.run(req.blockId, t);
-      this.q.setBlockSize.run(req.size, uploadId, req.index);
-      this.q.touch.run(Date.now(), uploadId);
-    })();
+  private place(up: Upload, index: number, exclude: string[]): AllocateBlockResponse {
+    const targets = this.storages.choose(up.replication, up.blockSize, exclude);
+    const blockId = newId();
+    up.blocks[index] = { blockId, targets: targets.map((t) => t.id) };
+    this.storages.reserve(targets.map((t) => t.id), up.blockSize);
+    return { blockId, index, targets };
   }
 
-  /** Makes the upload a file at its path, atomically replacing an existing file if asked to. */
-  commit(uploadId: string): FileStat {
-    return this.db.transaction(() => {
-      const up = this.get(uploadId);
-      const blocks = this.q.blocks.all(uploadId);
-      let size = 0;
-      blocks.forEach((b, i) => {
-        if (b.idx !== i || b.size === null) throw new SdfsError('EINVAL', `block ${i} of the upload was not stored`);
-        if (i < blocks.length - 1 && b.size !== up.block_size) throw new SdfsError('EINVAL', `block ${i} is not full`);
-        size += b.size;
-      });
-      this.ns.clearTarget(up.path, 'file', up.overwrite === 1);
-      const node = this.ns.insert(up.path, 'file', size, up.replication, up.block_size);
-      this.q.deleteBlocks.run(uploadId);
-      this.q.delete.run(uploadId);
-      this.ns.setFileBlocks(node.id, blocks.map((b) => b.block));
+  async completeBlock(uploadId: string, req: CompleteBlockRequest): Promise<void> {
+    const unstored = this.record(this.get(uploadId), req);
+    if (unstored.length > 0) await this.garbage(req.blockId, unstored);
+  }
+
+  /** Records a block as stored; returns the targets that did not store it. */
+  private record(up: Upload, req: CompleteBlockRequest): string[] {
+    const block = up.blocks[req.index];
+    if (!block || block.blockId !== req.blockId) throw new SdfsError('EINVAL', `block ${req.index} of upload ${up.id} is not ${req.blockId}`);
+    if (req.size > up.blockSize) throw new SdfsError('EINVAL', `block larger than the block size ${up.blockSize}`);
+    if (!req.replicas.every((r) => block.targets.includes(r))) throw new SdfsError('EINVAL', 'replica on a storage server that was not a target');
+    block.stored = { size: req.size, sha256: req.sha256, replicas: [...new Set(req.replicas)] };
+    // A target that did not store the block may still hold part or all of it.
+    return block.targets.filter((t) => !req.replicas.includes(t));
+  }
+
+  /**
+   * Makes the upload a file at its path, atomically replacing an existing file if asked to. `last`
+   * reports the last block in the same call. A block placed but never sent (an empty file's first)
+   * is dropped.
+   */
+  async commit(uploadId: string, last?: CompleteBlockRequest): Promise<FileStat> {
+    const up = this.get(uploadId);
+    const leftovers: { blockId: string; targets: string[] }[] = [];
+    if (last) {
+      const unstored = this.record(up, last);
+      if (unstored.length > 0) leftovers.push({ blockId: last.blockId, targets: unstored });
+    }
+    const unsent = up.blocks.at(-1);
+    if (unsent && !unsent.stored) {
+      up.blocks.pop();
+      leftovers.push(unsent);
+    }
+    let size = 0;
+    up.blocks.forEach((b, i) => {
+      if (!b.stored) throw new SdfsError('EINVAL', `block ${i} of the upload was not stored`);
+      if (i < up.blocks.length - 1 && b.stored.size !== up.blockSize) throw new SdfsError('EINVAL', `block ${i} is not full`);
+      size += b.stored.size;
+    });
+    const stat = await this.committer.run(() => {
+      for (const l of leftovers) for (const t of l.targets) this.addGarbage.run(l.blockId, t);
+      this.ns.clearTarget(up.path, 'file', up.overwrite);
+      const node = this.ns.insert(up.path, 'file', size, up.replication, up.blockSize);
+      this.ns.addFileBlocks(node.id, up.blocks.map((b) => ({ id: b.blockId, ...b.stored! })));
       return toStat(node, up.path);
-    })();
+    });
+    this.inProgress.delete(uploadId);
+    return stat;
   }
 
-  abort(uploadId: string): void {
-    this.db.transaction(() => {
-      this.get(uploadId);
-      this.drop(uploadId);
-    })();
+  async abort(uploadId: string): Promise<void> {
+    const up = this.get(uploadId);
+    this.inProgress.delete(uploadId);
+    await this.dropBlocks(up);
   }
 
   /** Aborts uploads that no client has touched for `maxIdleMs`. */
-  expire(maxIdleMs: number): number {
-    const ids = this.q.expired.all(Date.now() - maxIdleMs);
-    this.db.transaction(() => ids.forEach(({ id }) => this.drop(id)))();
-    return ids.length;
+  async expire(maxIdleMs: number): Promise<number> {
+    const limit = Date.now() - maxIdleMs;
+    const expired = [...this.inProgress.values()].filter((u) => u.touched < limit);
+    for (const up of expired) {
+      this.inProgress.delete(up.id);
+      await this.dropBlocks(up);
+    }
+    return expired.length;
   }
 
-  private drop(uploadId: string): void {
-    const blocks = this.q.blocks.all(uploadId);
-    this.q.deleteBlocks.run(uploadId);
-    this.q.delete.run(uploadId);
-    for (const b of blocks) {
-      this.garbage(b.block, b.targets);
-      this.ns.releaseBlock(b.block);
-    }
+  /** The shell's `init`: every upload in progress is forgotten. */
+  clear(): void {
+    this.inProgress.clear();
+  }
+
+  private async dropBlocks(up: Upload): Promise<void> {
+    if (up.blocks.length === 0) return;
+    await this.committer.run(() => {
+      for (const b of up.blocks) for (const t of b.targets) this.addGarbage.run(b.blockId, t);
+    });
   }
 
   /** Every target may hold a copy of an allocated block, whether or not the client reported it. */
-  private garbage(block: string, targetsJson: string): void {
-    for (const t of JSON.parse(targetsJson) as string[]) this.q.addGarbage.run(block, t);
+  private garbage(block: string, targets: string[]): Promise<void> {
+    return this.committer.run(() => {
+      for (const t of targets) this.addGarbage.run(block, t);
+    });
   }
 }

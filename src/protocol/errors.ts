@@ -13,6 +13,7 @@ export const ERROR_TABLE = {
   EACCES: { status: 403, exit: 14, text: 'permission denied' },
   EBUSY: { status: 409, exit: 7, text: 'resource busy' },
   ETOOBIG: { status: 413, exit: 6, text: 'too large' },
+  ERANGE: { status: 416, exit: 6, text: 'range not satisfiable' },
   ENOSPACE: { status: 507, exit: 8, text: 'no storage space' },
   ENOSTORAGE: { status: 503, exit: 8, text: 'no live storage server' },
   ECHECKSUM: { status: 502, exit: 9, text: 'checksum mismatch' },

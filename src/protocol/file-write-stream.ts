@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { BlockSender } from './block-sender.js';
 import { SdfsError } from './errors.js';
-import type { AllocateBlockResponse, FileStat, OpenUploadResponse, PutBlockResponse } from './messages.js';
+import type { AllocateBlockResponse, CompleteBlockRequest, FileStat, OpenUploadResponse, PutBlockResponse } from './messages.js';
 import type { ApiCaller } from './api-caller.js';
 
 /** A block's bytes are kept until it is stored, so that it can be sent again, if blocks are no larger than this. */
@@ -56,6 +56,8 @@ export class FileWriteStream extends Writable {
   private readonly avoid = new Set<string>();
   private blockIndex = 0;
   private committed = false;
+  /** Block 0's placement, made when the upload was opened; used by the first block. */
+  private firstAllocation: AllocateBlockResponse | undefined;
 
   constructor(
     private readonly api: ApiCaller,
@@ -67,9 +69,15 @@ export class FileWriteStream extends Writable {
   }
 
   override _construct(callback: (err?: Error | null) => void): void {
+    // The first block is placed in the same call, so that a small file costs two calls to the name
+    // server: this one, and the commit that also records its only block.
     this.api<OpenUploadResponse>('POST', '/uploads', {
-      path: this.path, overwrite: this.opts.overwrite, replication: this.opts.replication, blockSize: this.opts.blockSize,
-    }).then((u) => { this.upload = u; callback(); }, callback);
+      path: this.path, overwrite: this.opts.overwrite, replication: this.opts.replication, blockSize: this.opts.blockSize, allocate: true,
+    }).then((u) => {
+      this.upload = u;
+      this.firstAllocation = u.first;
+      callback();
+    }, callback);
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
@@ -109,6 +117,9 @@ export class FileWriteStream extends Writable {
   }
 
   private async allocate(): Promise<AllocateBlockResponse> {
+    const first = this.firstAllocation;
+    this.firstAllocation = undefined;
+    if (first && this.blockIndex === 0 && this.avoid.size === 0) return first;
     return this.api<AllocateBlockResponse>('POST', `/uploads/${this.upload!.uploadId}/blocks`, {
       index: this.blockIndex, exclude: [...this.avoid],
     });
@@ -126,7 +137,7 @@ export class FileWriteStream extends Writable {
    * for the rest of the file); otherwise a block stored on fewer servers than asked is kept, and an
    * unstored one fails the write.
    */
-  private async finishBlock(): Promise<void> {
+  private async finishBlock(last = false): Promise<CompleteBlockRequest | undefined> {
     const current = this.block!;
     this.block = undefined;
     let { alloc, sender } = current;
@@ -148,15 +159,19 @@ export class FileWriteStream extends Writable {
         `writing block ${alloc.index} of ${this.path} failed: ${result.error?.message ?? 'no reply'}`);
     }
     const reply: PutBlockResponse = result.reply;
-    await this.api('POST', `/uploads/${this.upload!.uploadId}/stored`, {
+    const stored: CompleteBlockRequest = {
       blockId: alloc.blockId, index: alloc.index, size: result.size, sha256: result.sha256, replicas: reply.stored,
-    });
+    };
     this.blockIndex++;
+    // The last block is recorded by the commit itself.
+    if (last) return stored;
+    await this.api('POST', `/uploads/${this.upload!.uploadId}/stored`, stored);
+    return undefined;
   }
 
   private async finishFile(): Promise<void> {
-    if (this.block) await this.finishBlock();
-    this.stat = await this.api<FileStat>('POST', `/uploads/${this.upload!.uploadId}/commit`, {});
+    const last = this.block ? await this.finishBlock(true) : undefined;
+    this.stat = await this.api<FileStat>('POST', `/uploads/${this.upload!.uploadId}/commit`, last ? { last } : {});
     this.committed = true;
   }
 }

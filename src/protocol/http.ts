@@ -34,7 +34,9 @@ export async function callJson<T>(baseUrl: string, path: string, opts: JsonCallO
       dispatcher: opts.dispatcher,
     });
   } catch (err) {
-    throw toSdfsError(err);
+    const e = toSdfsError(err);
+    if (e.code === 'EUNAVAILABLE') throw new SdfsError('EUNAVAILABLE', `cannot reach ${url.origin}: ${e.message}`, { cause: err });
+    throw e;
   }
   return readJson<T>(res);
 }

@@ -46,6 +46,16 @@ export type BlockLocation = Static<typeof BlockLocation>;
 export const PathQuery = Type.Object({ path: PathField });
 export type PathQuery = Static<typeof PathQuery>;
 
+export const ContentQuery = Type.Object({
+  path: PathField,
+  overwrite: Type.Optional(Type.Boolean()),
+  replication: Type.Optional(Replication),
+  blockSize: Type.Optional(BlockSize),
+  /** Serve for display in a browser rather than as a download. */
+  inline: Type.Optional(Type.Boolean()),
+});
+export type ContentQuery = Static<typeof ContentQuery>;
+
 export const MkdirRequest = Type.Object({ path: PathField, parents: Type.Optional(Type.Boolean()) });
 export type MkdirRequest = Static<typeof MkdirRequest>;
 
@@ -69,16 +79,12 @@ export const OpenUploadRequest = Type.Object({
   overwrite: Type.Optional(Type.Boolean()),
   replication: Type.Optional(Replication),
   blockSize: Type.Optional(BlockSize),
+  /** Place the first block too, saving a call (its targets come back as `first`). */
+  allocate: Type.Optional(Type.Boolean()),
 });
 export type OpenUploadRequest = Static<typeof OpenUploadRequest>;
 
-export const OpenUploadResponse = Type.Object({
-  uploadId: IdField,
-  path: Type.String(),
-  replication: Type.Integer(),
-  blockSize: Type.Integer(),
-});
-export type OpenUploadResponse = Static<typeof OpenUploadResponse>;
+
 
 export const AllocateBlockRequest = Type.Object({
   index: Type.Integer({ minimum: 0 }),
@@ -94,6 +100,15 @@ export const AllocateBlockResponse = Type.Object({
 });
 export type AllocateBlockResponse = Static<typeof AllocateBlockResponse>;
 
+export const OpenUploadResponse = Type.Object({
+  uploadId: IdField,
+  path: Type.String(),
+  replication: Type.Integer(),
+  blockSize: Type.Integer(),
+  first: Type.Optional(AllocateBlockResponse),
+});
+export type OpenUploadResponse = Static<typeof OpenUploadResponse>;
+
 export const CompleteBlockRequest = Type.Object({
   blockId: IdField,
   index: Type.Integer({ minimum: 0 }),
@@ -102,6 +117,12 @@ export const CompleteBlockRequest = Type.Object({
   replicas: Type.Array(IdField, { minItems: 1, maxItems: 16 }),
 });
 export type CompleteBlockRequest = Static<typeof CompleteBlockRequest>;
+
+export const CommitRequest = Type.Object({
+  /** The last block's report, recorded in the same transaction as the commit. */
+  last: Type.Optional(CompleteBlockRequest),
+});
+export type CommitRequest = Static<typeof CommitRequest>;
 
 export const StorageInfo = Type.Object({
   id: IdField,
@@ -154,6 +175,8 @@ export const StatusResponse = Type.Object({
   used: Type.Integer(),
   health: BlockHealth,
   replicationInFlight: Type.Integer(),
+  /** Files being written (not yet committed). */
+  uploadsInProgress: Type.Integer(),
 });
 export type StatusResponse = Static<typeof StatusResponse>;
 

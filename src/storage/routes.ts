@@ -3,6 +3,7 @@ import type { Dispatcher } from 'undici';
 import { parsePipeline, validateId } from '../protocol/blocks.js';
 import { SdfsError, toSdfsError } from '../protocol/errors.js';
 import { readBlock } from '../protocol/file-read-stream.js';
+import { parseRange } from '../protocol/range.js';
 import { BLOCK_HEADERS, FetchBlockRequest, type PutBlockResponse } from '../protocol/messages.js';
 import type { BlockStore } from './block-store.js';
 import { BlockSender } from '../protocol/block-sender.js';
@@ -103,22 +104,4 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
 function header(req: FastifyRequest, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
-}
-
-/** Parses a single `bytes=a-b` range; the end in the result is exclusive. */
-export function parseRange(value: string | undefined, size: number): { start: number; end: number; partial: boolean } {
-  if (!value) return { start: 0, end: size, partial: false };
-  const m = /^bytes=(\d*)-(\d*)$/.exec(value.trim());
-  if (!m || (m[1] === '' && m[2] === '')) throw new SdfsError('EINVAL', `unsupported range: ${value}`);
-  let start: number;
-  let end: number;
-  if (m[1] === '') {
-    start = Math.max(0, size - Number(m[2]));
-    end = size;
-  } else {
-    start = Number(m[1]);
-    end = m[2] === '' ? size : Math.min(size, Number(m[2]) + 1);
-  }
-  if (start > end || start > size) throw new SdfsError('EINVAL', `range not satisfiable: ${value}`);
-  return { start, end, partial: true };
 }
