@@ -13,7 +13,7 @@ import { startBroadcasting } from './broadcaster.js';
 import { GarbageCollector } from './garbage.js';
 import { Health } from './health.js';
 import { attachClassic } from './classic/index.js';
-import { injectApiCaller } from './classic/inject-api.js';
+import { injectApiCaller } from './inject-api.js';
 import { registerContentRoutes } from './content-routes.js';
 import { Namespace, toStat } from './namespace.js';
 import { Replicator } from './replicator.js';

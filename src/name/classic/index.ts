@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Socket } from 'node:net';
 import { newAgent } from '../../protocol/http.js';
 import type { ClassicConfig } from './config.js';
-import { injectApiCaller } from './inject-api.js';
+import { injectApiCaller } from '../inject-api.js';
 import { DataPorts } from './ports.js';
 import { ClassicSession, type ClassicServices } from './session.js';
 import { sharePort } from './shared-port.js';

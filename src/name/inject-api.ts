@@ -1,11 +1,12 @@
 import type { FastifyInstance } from 'fastify';
-import type { ApiCaller } from '../../protocol/api-caller.js';
-import { errorFromBody, SdfsError } from '../../protocol/errors.js';
-import { API_PREFIX } from '../../protocol/messages.js';
+import type { ApiCaller } from '../protocol/api-caller.js';
+import { errorFromBody, SdfsError } from '../protocol/errors.js';
+import { API_PREFIX } from '../protocol/messages.js';
 
 /**
  * An ApiCaller that calls the name server's own routes in-process (fastify's inject), so that a
- * classic request runs the same code, with the same validation and errors, as an HTTP one.
+ * relayed request (a classic one, or a stream through /fs/content) runs the same code, with the same
+ * validation and errors, as an HTTP one.
  */
 export function injectApiCaller(app: FastifyInstance): ApiCaller {
   return async <T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, query?: Record<string, string>): Promise<T> => {
