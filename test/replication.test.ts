@@ -82,6 +82,39 @@ describe('re-replication after a storage server dies, and cleaning when it retur
     });
   });
 
+  it('a reader that meets a damaged replica gets the right bytes, and the replica is replaced', async () => {
+    const client = cluster.client();
+    const files = await writeFiles(client, '/bitrot', 1, 100_000);
+    const path = [...files.keys()][0]!;
+    const block = (await client.blocks(path)).blocks[0]!;
+    // Damage the block on every live holder but one; whichever replica the reader tries first, it
+    // meets a damaged one unless it starts with the good one, so read until a damaged one is met.
+    const holders = block.replicas.filter((r) => r.alive).map((r) => cluster.storages.findIndex((s) => s.id === r.id));
+    const good = holders[0]!;
+    for (const i of holders.slice(1)) {
+      const fh = await open(join(cluster.storages[i]!.dataDir, 'blocks', block.id.slice(0, 2), block.id), 'r+');
+      await fh.write(Buffer.from('bitrot'), 0, 6, 10);
+      await fh.close();
+    }
+    for (let i = 0; i < 20; i++) await assertReadable(client, files);
+    // The damaged replicas were reported and replaced from the good one.
+    await waitFor('every replica of the block good again', async () => {
+      const now = (await client.blocks(path)).blocks[0]!;
+      if (now.replicas.filter((r) => r.alive).length < 3) return false;
+      const agent = newAgent();
+      try {
+        for (const r of now.replicas.filter((x) => x.alive)) {
+          const got = await sha256Of(readBlock({ ...now, replicas: [r] }, 0, now.size, agent, undefined)).catch(() => undefined);
+          if (got?.sha256 !== now.sha256) return false;
+        }
+        return true;
+      } finally {
+        await agent.close();
+      }
+    });
+    assert.ok((await client.blocks(path)).blocks[0]!.replicas.some((r) => r.id === cluster.storages[good]!.id));
+  });
+
   it('a new storage server takes its share of new writes', async () => {
     const client = cluster.client();
     const added = await cluster.addStorage();

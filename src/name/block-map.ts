@@ -84,7 +84,8 @@ export class BlockMap {
 
   /**
    * Reconciles the map with a storage server's full list of blocks:
-   * - a listed block that a file references becomes a known replica (over-replication is trimmed later);
+   * - a listed block that a file references becomes a known replica (over-replication is trimmed later),
+ *   unless that replica is queued for deletion;
    * - a listed block that nothing references (deleted, or of an abandoned or lost upload) is queued for
  *   deletion, unless an upload in progress is writing it (`pending`);
    * - a known replica missing from the list is forgotten, unless the block is younger than `graceMs`
@@ -95,8 +96,10 @@ export class BlockMap {
       this.db.exec('CREATE TEMP TABLE IF NOT EXISTS report (id TEXT PRIMARY KEY) WITHOUT ROWID; DELETE FROM temp.report;');
       const insert = this.db.prepare<[string]>('INSERT OR IGNORE INTO temp.report (id) VALUES (?)');
       for (const id of blocks) insert.run(id);
-      const added = this.db.prepare<[string]>(`INSERT OR IGNORE INTO replicas (block, storage)
-        SELECT r.id, ? FROM temp.report r JOIN blocks b ON b.id = r.id`).run(storage).changes;
+      // Not a replica queued for deletion (trimmed, or damaged) that the server has not deleted yet.
+      const added = this.db.prepare<[{ storage: string }]>(`INSERT OR IGNORE INTO replicas (block, storage)
+        SELECT r.id, @storage FROM temp.report r JOIN blocks b ON b.id = r.id
+        WHERE NOT EXISTS (SELECT 1 FROM garbage g WHERE g.block = r.id AND g.storage = @storage)`).run({ storage }).changes;
       const unknown = this.db.prepare<[], { id: string }>(
         'SELECT r.id FROM temp.report r WHERE NOT EXISTS (SELECT 1 FROM blocks b WHERE b.id = r.id)').all();
       let strays = 0;
