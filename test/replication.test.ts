@@ -165,8 +165,11 @@ describe('damaged replicas and strays', () => {
     const block = (await client.blocks(path)).blocks[1]!;
     const victim = cluster.storages.findIndex((s) => s.id === block.replicas[0]!.id);
     await damage(victim, block.id);
+    // Found by the scrub: moved aside to corrupt/ (or already deleted by the name server's cleaner,
+    // which also drops it once it is reported).
     const corruptDir = join(cluster.storages[victim]!.dataDir, 'corrupt');
-    await waitFor('the damaged block moved aside', async () => (await readdir(corruptDir).catch(() => [])).some((f) => f.startsWith(block.id)));
+    await waitFor('the damaged block taken out of service', async () =>
+      (await readdir(corruptDir).catch(() => [])).some((f) => f.startsWith(block.id)) || !(await cluster.blocksOnDisk(victim)).has(block.id));
     await waitFor('the block back at 3 replicas', async () => (await client.blocks(path)).blocks[1]!.replicas.length === 3);
     // Each of the 3 replicas, read alone, has the right bytes (the new copy may be on the victim again, made whole).
     const now = (await client.blocks(path)).blocks[1]!;

@@ -18,6 +18,8 @@ export interface BlockState {
  */
 export class BlockMap {
   private readonly q;
+  /** When each replica made by re-replication was recorded (`block@storage`), for the report's grace. */
+  private readonly recent = new Map<string, number>();
 
   constructor(private readonly db: Db) {
     this.q = {
@@ -42,16 +44,18 @@ export class BlockMap {
   }
 
   /**
-   * Counts blocks by health, where `usable` are the storage servers whose replicas count. A block
-   * below its files' replication is under-replicated even if no server is there to copy it to.
+   * Counts blocks by health. `usable` are the servers whose replicas count toward replication (alive,
+   * not draining); `alive` those a reader can still read from (draining ones included). A block below
+   * its files' replication is under-replicated even if no server is there to copy it to; it is missing
+   * only when no live server holds it.
    */
-  health(usable: Set<string>, states = this.states()): BlockHealth {
+  health(usable: Set<string>, alive: Set<string>, states = this.states()): BlockHealth {
     const out: BlockHealth = { blocks: states.length, underReplicated: 0, missing: 0, overReplicated: 0 };
     for (const b of states) {
-      const live = b.holders.filter((h) => usable.has(h)).length;
-      if (live === 0) out.missing++;
-      else if (live < b.want) out.underReplicated++;
-      else if (live > b.want) out.overReplicated++;
+      const counted = b.holders.filter((h) => usable.has(h)).length;
+      if (!b.holders.some((h) => alive.has(h))) out.missing++;
+      else if (counted < b.want) out.underReplicated++;
+      else if (counted > b.want) out.overReplicated++;
     }
     return out;
   }
@@ -59,6 +63,10 @@ export class BlockMap {
   /** Records a new replica; if the block was deleted meanwhile, the new copy is garbage. */
   addReplica(block: string, storage: string): void {
     if (this.q.addReplica.run(block, storage, block).changes === 0) this.q.addGarbage.run(block, storage);
+    // A block list the server took just before this copy must not make it look lost.
+    const now = Date.now();
+    this.recent.set(`${block}@${storage}`, now);
+    if (this.recent.size > 100_000) for (const [k, t] of this.recent) if (t < now - 3_600_000) this.recent.delete(k);
   }
 
   /** Forgets a replica and has it deleted from its storage server. */
@@ -88,8 +96,8 @@ export class BlockMap {
  *   unless that replica is queued for deletion;
    * - a listed block that nothing references (deleted, or of an abandoned or lost upload) is queued for
  *   deletion, unless an upload in progress is writing it (`pending`);
-   * - a known replica missing from the list is forgotten, unless the block is younger than `graceMs`
-   *   (it may have been stored after the storage server took its list).
+   * - a known replica missing from the list is forgotten, unless the block, or this replica of it, is
+   *   younger than `graceMs` (it may have been stored after the storage server took its list).
    */
   applyReport(storage: string, blocks: string[], pending: Set<string>, graceMs: number): { added: number; strays: number; lost: number } {
     return this.db.transaction(() => {
@@ -104,9 +112,15 @@ export class BlockMap {
         'SELECT r.id FROM temp.report r WHERE NOT EXISTS (SELECT 1 FROM blocks b WHERE b.id = r.id)').all();
       let strays = 0;
       for (const { id } of unknown) if (!pending.has(id)) strays += this.q.addGarbage.run(id, storage).changes;
-      const lost = this.db.prepare<[string, number]>(`DELETE FROM replicas WHERE storage = ?
+      const since = Date.now() - graceMs;
+      const missingHere = this.db.prepare<[string, number], { block: string }>(`SELECT block FROM replicas WHERE storage = ?
         AND NOT EXISTS (SELECT 1 FROM temp.report r WHERE r.id = replicas.block)
-        AND block IN (SELECT id FROM blocks WHERE created < ?)`).run(storage, Date.now() - graceMs).changes;
+        AND block IN (SELECT id FROM blocks WHERE created < ?)`).all(storage, since);
+      let lost = 0;
+      for (const { block } of missingHere) {
+        if ((this.recent.get(`${block}@${storage}`) ?? 0) >= since) continue;
+        lost += this.q.dropReplica.run(block, storage).changes;
+      }
       this.db.exec('DELETE FROM temp.report;');
       return { added, strays, lost };
     })();

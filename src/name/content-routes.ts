@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Dispatcher } from 'undici';
 import type { ApiCaller } from '../protocol/api-caller.js';
-import { createFileReadStream } from '../protocol/file-read-stream.js';
+import { createFileReadStream, type ReplicaFailure } from '../protocol/file-read-stream.js';
 import { FileWriteStream } from '../protocol/file-write-stream.js';
 import { API_PREFIX, ContentQuery, type BlocksResponse } from '../protocol/messages.js';
 import { resolvePath } from '../protocol/paths.js';
@@ -18,7 +18,18 @@ import { parseRange } from '../protocol/range.js';
  *   PUT /api/v1/fs/content?path=P   stores the request body as the file (overwrite=true replaces it)
  */
 export function registerContentRoutes(app: FastifyInstance, deps: { api: ApiCaller; dispatcher: Dispatcher }): void {
+  void app.register(async (scope) => contentRoutes(scope, deps));
+}
+
+async function contentRoutes(app: FastifyInstance, deps: { api: ApiCaller; dispatcher: Dispatcher }): Promise<void> {
   const url = `${API_PREFIX}/fs/content`;
+  // In this scope no body is ever parsed, whatever its content type (JSON and text included): the PUT
+  // route streams the request itself.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_req, _payload, done) => done(null));
+  const reportBad: ReplicaFailure = (block, replica, err) => {
+    if (err.code === 'ECHECKSUM') deps.api('POST', `/blocks/${block.id}/bad`, { storage: replica.id, reason: err.message }).catch(() => {});
+  };
 
   app.get(url, { schema: { querystring: ContentQuery } }, async (req: FastifyRequest<{ Querystring: ContentQuery }>, reply: FastifyReply) => {
     const located = await deps.api<BlocksResponse>('GET', '/fs/blocks', undefined, { path: req.query.path });
@@ -33,7 +44,7 @@ export function registerContentRoutes(app: FastifyInstance, deps: { api: ApiCall
       .header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(located.stat.name)}`);
     if (range.partial) void reply.header('content-range', `bytes ${range.start}-${range.end - 1}/${size}`);
     if (req.query.inline) void reply.header('content-disposition', 'inline');
-    return reply.send(createFileReadStream(located, deps.dispatcher, range));
+    return reply.send(createFileReadStream(located, deps.dispatcher, range, reportBad));
   });
 
   app.put(url, { schema: { querystring: ContentQuery } }, async (req: FastifyRequest<{ Querystring: ContentQuery }>) => {
@@ -41,11 +52,7 @@ export function registerContentRoutes(app: FastifyInstance, deps: { api: ApiCall
     const out = new FileWriteStream(deps.api, deps.dispatcher, path, {
       overwrite: req.query.overwrite, replication: req.query.replication, blockSize: req.query.blockSize,
     });
-    // The body is never parsed: it is the request stream itself (see the content type parser below).
     await pipeline(req.raw as Readable, out);
     return out.stat;
   });
-
-  // Bodies that are not JSON are left unread for the route that streams them.
-  app.addContentTypeParser('*', (_req, _payload, done) => done(null));
 }

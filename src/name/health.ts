@@ -21,7 +21,8 @@ export class Health {
   status(): StatusResponse {
     const usable = new Set(this.storages.usable().map((s) => s.id));
     const states = this.map.states();
-    const health = this.map.health(usable, states);
+    const alive = new Set(this.storages.live().map((s) => s.id));
+    const health = this.map.health(usable, alive, states);
     // A draining server is drained when every block it holds has its full replication elsewhere.
     const undrained = new Set<string>();
     for (const b of states) {
@@ -49,6 +50,7 @@ export class Health {
     const abs = resolvePath(path);
     const start = this.ns.get(abs);
     const usable = new Set(this.storages.usable().map((s) => s.id));
+    const alive = new Set(this.storages.live().map((s) => s.id));
     const states = new Map(this.map.states().map((b) => [b.id, b]));
     const files = this.db.prepare<[{ id: number; path: string }], { id: number; path: string; size: number; replication: number }>(`
       WITH RECURSIVE t(id, path, type, size, replication) AS (
@@ -63,9 +65,9 @@ export class Health {
       let missing = 0;
       const blocks = this.ns.fileBlocks(f.id);
       for (const { block } of blocks) {
-        const live = states.get(block)?.holders.filter((h) => usable.has(h)).length ?? 0;
-        if (live === 0) missing++;
-        else if (live < f.replication) underReplicated++;
+        const holders = states.get(block)?.holders ?? [];
+        if (!holders.some((h) => alive.has(h))) missing++;
+        else if (holders.filter((h) => usable.has(h)).length < f.replication) underReplicated++;
       }
       const status = missing > 0 ? 'missing-blocks' : underReplicated > 0 ? 'under-replicated' : 'healthy';
       return { path: f.path, size: f.size, replication: f.replication, blocks: blocks.length, underReplicated, missing, status };

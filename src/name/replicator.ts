@@ -12,6 +12,11 @@ export interface ReplicatorOptions {
   fullScanMs: number;
   /** Block copies in flight at once, in the whole cluster. */
   maxCopies: number;
+  /**
+   * Nothing is copied this long after start: after a name server restart every storage server counts
+   * as dead until it registers again, and its blocks must not be copied meanwhile.
+   */
+  startupGraceMs: number;
   dispatcher: Dispatcher;
 }
 
@@ -38,8 +43,10 @@ export class Replicator {
   ) {}
 
   start(): void {
+    const notBefore = Date.now() + this.opts.startupGraceMs;
     this.timer = setInterval(() => {
       this.storages.checkLiveness();
+      if (Date.now() < notBefore) return;
       if (this.dirty || Date.now() - this.lastScan >= this.opts.fullScanMs) this.scan();
     }, this.opts.intervalMs);
     this.timer.unref();

@@ -41,9 +41,10 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
   });
   const map = new BlockMap(db);
   const replicator = new Replicator(map, storages, committer, {
-    intervalMs: config.replicationIntervalMs, fullScanMs: 10 * config.blockReportMs, maxCopies: config.maxCopies, dispatcher,
+    intervalMs: config.replicationIntervalMs, fullScanMs: 10 * config.blockReportMs, maxCopies: config.maxCopies, startupGraceMs: config.deadAfterMs, dispatcher,
   });
   storages.onChange = () => replicator.markDirty();
+  uploads.onUnderReplicated = () => replicator.markDirty();
   const health = new Health(db, ns, map, storages, replicator, uploads);
 
   const cluster = (): ClusterResponse => {

@@ -60,7 +60,13 @@ export class Uploads {
     if (existing && !req.overwrite) throw new SdfsError('EEXIST', `already exists: ${path}`);
     const id = newId();
     const up: Upload = { id, path, overwrite: req.overwrite ?? false, replication, blockSize, touched: Date.now(), blocks: [] };
-    const first = req.allocate ? this.place(up, 0, []) : undefined;
+    // Without a server to place it on, the first block waits for the first write (an empty file needs none).
+    let first: AllocateBlockResponse | undefined;
+    try {
+      first = req.allocate ? this.place(up, 0, []) : undefined;
+    } catch (err) {
+      if (!(err instanceof SdfsError) || (err.code !== 'ENOSTORAGE' && err.code !== 'ENOSPACE')) throw err;
+    }
     this.inProgress.set(id, up);
     return { uploadId: id, path, replication, blockSize, ...(first ? { first } : {}) };
   }
@@ -75,6 +81,9 @@ export class Uploads {
   get count(): number {
     return this.inProgress.size;
   }
+
+  /** Called when a file is committed with a block on fewer servers than it asks for, so that it is repaired. */
+  onUnderReplicated: (() => void) | undefined;
 
   /** The block ids of every upload in progress (a block report must not call them strays). */
   pendingBlocks(): Set<string> {
@@ -150,6 +159,7 @@ export class Uploads {
       return toStat(node, up.path);
     });
     this.inProgress.delete(uploadId);
+    if (up.blocks.some((b) => b.stored!.replicas.length < up.replication)) this.onUnderReplicated?.();
     return stat;
   }
 

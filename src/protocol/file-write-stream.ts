@@ -99,6 +99,8 @@ export class FileWriteStream extends Writable {
     const blockSize = this.upload!.blockSize;
     let off = 0;
     while (off < chunk.length) {
+      // A full block is ended only when more bytes come: if none do, the commit records it (one call less).
+      if (this.block && this.block.size === blockSize) await this.finishBlock();
       const current = this.block ?? (await this.startBlock());
       const take = Math.min(blockSize - current.size, chunk.length - off);
       const piece = chunk.subarray(off, off + take);
@@ -106,7 +108,6 @@ export class FileWriteStream extends Writable {
       current.size += take;
       await current.sender.write(piece);
       off += take;
-      if (current.size === blockSize) await this.finishBlock();
     }
   }
 

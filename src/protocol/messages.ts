@@ -158,9 +158,9 @@ export type DecommissionRequest = Static<typeof DecommissionRequest>;
 /** Replication health of the blocks of files, as counted by the name server. */
 export const BlockHealth = Type.Object({
   blocks: Type.Integer(),
-  /** Blocks with fewer live replicas than their files ask for (capped by the usable storage servers). */
+  /** Blocks with fewer replicas on usable servers (alive, not draining) than their files ask for. */
   underReplicated: Type.Integer(),
-  /** Blocks with no live replica at all: their data is unreachable until a server comes back. */
+  /** Blocks that no live server holds: their data is unreachable until a server comes back. */
   missing: Type.Integer(),
   overReplicated: Type.Integer(),
 });

@@ -6,6 +6,8 @@ import { SdfsError } from './errors.js';
  */
 export function parseRange(value: string | undefined, size: number): { start: number; end: number; partial: boolean } {
   if (!value) return { start: 0, end: size, partial: false };
+  // RFC 9110: every range of an empty representation is unsatisfiable.
+  if (size === 0) throw new SdfsError('ERANGE', `range not satisfiable: ${value} of an empty file`);
   const m = /^bytes=(\d*)-(\d*)$/.exec(value.trim());
   if (!m || (m[1] === '' && m[2] === '')) throw new SdfsError('EINVAL', `unsupported range: ${value}`);
   let start: number;

@@ -18,7 +18,8 @@ export class Scrubber {
     private readonly store: BlockStore,
     /** Bytes per second at most; 0 turns scrubbing off. */
     private readonly bytesPerSecond: number,
-    private readonly onDamaged: (id: string, reason: string) => Promise<void>,
+    /** Reports a damaged block; resolves true if the name server dropped this replica (another copy exists). */
+    private readonly onDamaged: (id: string, reason: string) => Promise<boolean>,
     /** Pause between two passes over all blocks, ms. */
     private readonly passIntervalMs = 60_000,
   ) {}
@@ -70,13 +71,17 @@ export class Scrubber {
       else if (hash.digest('hex') !== meta.sha256) reason = 'SHA-256 mismatch';
     } catch (err) {
       if (this.stopped) return true;
-      if (err instanceof SdfsError && err.code === 'ENOENT') return true; // deleted meanwhile
+      // Deleted meanwhile.
+      if ((err as { code?: unknown }).code === 'ENOENT') return true;
       if (!(err instanceof SdfsError && err.code === 'ECHECKSUM')) throw err;
       reason = err.message;
     }
     if (!reason) return true;
-    await this.store.quarantine(id);
-    await this.onDamaged(id, reason).catch(() => {});
+    // Moved aside only once the name server has dropped it: the last copy of a block stays where it is,
+    // since a damaged block may still be partly read. Unreported, it is tried again on the next pass.
+    const dropped = await this.onDamaged(id, reason).catch(() => false);
+    if (dropped) await this.store.quarantine(id);
+    else console.error(`scrubber: block ${id} is damaged (${reason}) and kept: it is the last copy, or the name server could not be told`);
     return false;
   }
 }

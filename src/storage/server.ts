@@ -67,7 +67,8 @@ export async function startStorageServer(config: StorageConfig): Promise<Running
   }
   const scrubber = new Scrubber(store, config.scrubBytesPerSecond, async (block, reason) => {
     if (nameServer === undefined) throw new SdfsError('EUNAVAILABLE', 'no name server found yet');
-    await callJson(nameServer, `${API_PREFIX}/blocks/${block}/bad`, { body: { storage: id, reason }, dispatcher });
+    const res = await callJson<{ dropped: boolean }>(nameServer, `${API_PREFIX}/blocks/${block}/bad`, { body: { storage: id, reason }, dispatcher });
+    return res.dropped;
   }, config.scrubPassIntervalMs);
   scrubber.start();
 
