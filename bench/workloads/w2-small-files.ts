@@ -1,0 +1,56 @@
+/**
+ * W2, small files: 10,000 files of 4 KiB and 1,000 files of 1 MiB, at the cluster's R=3, created
+ * with `writeFile` and then read whole with `createReadStream`, by 1 client and then by 16 clients
+ * at once (16 SdfsClient objects in this process, each with its own connection pool, each looping
+ * over its share). Each (size, clients) pair writes into a directory of its own.
+ */
+import type { SdfsClient } from '../../src/client/index.js';
+import { poolNote, VS, type Context } from '../context.js';
+import type { Figure, Goal } from '../report.js';
+import { fmtBytes, itemData, KiB, log, MiB, runPool } from '../util.js';
+
+/** The issue's goals, with 16 clients at R=3, in files/s. */
+const GOALS: Record<number, { create: number; read: number }> = {
+  [4 * KiB]: { create: 1500, read: 4000 },
+  [MiB]: { create: 150, read: 650 },
+};
+
+export async function smallFiles(ctx: Context): Promise<Figure[]> {
+  const { cluster, sizes } = ctx;
+  const clients: SdfsClient[] = Array.from({ length: 16 }, () => cluster.client());
+  const figures: Figure[] = [];
+  const deadline = sizes.phaseDeadlineS;
+  await clients[0]!.mkdir('/w2');
+
+  for (const [size, count] of [[4 * KiB, sizes.smallFiles], [MiB, sizes.mediumFiles]] as const) {
+    for (const c of [1, 16]) {
+      const dir = `/w2/${fmtBytes(size).replace(' ', '')}-c${c}`;
+      await clients[0]!.mkdir(dir);
+      const label = `${fmtBytes(size)} files, ${c} client${c > 1 ? 's' : ''}`;
+      const goal = (target: number): Goal | undefined => (c === 16 ? { on: 'value', op: '>=', target } : undefined);
+
+      log(`W2: create ${count} ${label}`);
+      const created = await runPool(count, c, (i, loop) => clients[loop]!.writeFile(`${dir}/f${i}`, itemData(i, size)), deadline);
+      figures.push({
+        workload: 'W2', name: `create ${label}`, value: created.done / created.seconds, unit: 'files/s',
+        // Three replicas on one disk: each file costs three fsyncs here.
+        vs: size < MiB ? VS.fsyncThird : VS.diskThirdFiles(size),
+        goal: goal(GOALS[size]!.create), note: poolNote(created, count, deadline),
+      });
+
+      log(`W2: read ${created.started} ${label}`);
+      const read = await runPool(created.started, c, async (i, loop) => {
+        let got = 0;
+        for await (const chunk of await clients[loop]!.createReadStream(`${dir}/f${i}`)) got += (chunk as Buffer).length;
+        if (got !== size) throw new Error(`read ${got} bytes of ${size}`);
+      }, deadline);
+      figures.push({
+        workload: 'W2', name: `read ${label}`, value: read.done / read.seconds, unit: 'files/s',
+        // Files just written are in the page cache: a read is two round trips (name server, storage server).
+        vs: size < MiB ? VS.http(c) : VS.tcpFiles(size),
+        goal: goal(GOALS[size]!.read), note: poolNote(read, created.started, deadline),
+      });
+    }
+  }
+  return figures;
+}
