@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 import { isIPv4 } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { connect, type SdfsClient } from '../client/index.js';
@@ -32,6 +33,7 @@ const program = new Command('sdfs')
   .description('sdfs: a simple distributed file system. With no command, starts the interactive shell.')
   .addOption(new Option('-n, --name-server <url>', 'name server URL').env('SDFS_NAME_SERVER').default(DEFAULT_NAME_SERVER))
   .option('--log-file <path>', `client operation log (default ${OperationLog.defaultPath()})`)
+  .version((JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version)
   .exitOverride();
 
 /** The servers' code (fastify, SQLite) loads only for the commands that run a server: client commands start faster. */
