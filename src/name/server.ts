@@ -20,6 +20,8 @@ import { Replicator } from './replicator.js';
 import { registerApiRoutes } from './routes.js';
 import { StorageRegistry } from './storages.js';
 import { Uploads } from './uploads.js';
+import { registerOpenApi } from './openapi.js';
+import { registerWebUi } from './web-static.js';
 
 export interface RunningNameServer {
   port: number;
@@ -61,6 +63,10 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
 
   const app = Fastify(SERVER_OPTIONS);
   installErrorHandler(app);
+  // First, so that it records every route registered after it (GET /api/v1/openapi.json).
+  registerOpenApi(app);
+  // The web UI at `/` (dist/web); never answers under /api.
+  registerWebUi(app);
   registerApiRoutes(app, {
     config, ns, uploads, storages, cluster, map, replicator, health, committer,
     blocksOf: (path) => blocksOf(db, ns, storages, path),
