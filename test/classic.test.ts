@@ -366,8 +366,9 @@ describe('the classic protocol on the name server port', () => {
       const c = await open();
       const size = 5 * BLOCK;
       const w = await c.write('half', randomBytes(size), size, {
-        dieAfter: 2 * BLOCK + 100,
-        // The first two blocks are on the storage servers (3 replicas each) before the client dies.
+        // Some bytes of the third block go out, so that the first two are ended and on the storage
+        // servers (3 replicas each) before the client dies (a full block is ended only when more come).
+        dieAfter: 2 * BLOCK + 5000,
         beforeDying: () => waitFor('the first blocks to be stored', async () => (await storedBlocks()) >= baseline + 6),
       });
       assert.ok(!w.refused);
