@@ -9,6 +9,8 @@ export interface BlockState {
   /** The highest replication asked by a file that holds the block (copies share blocks). */
   want: number;
   holders: string[];
+  /** Servers whose copy is queued for deletion (damaged or extra): never a target for a new copy. */
+  doomed: string[];
 }
 
 /**
@@ -23,8 +25,9 @@ export class BlockMap {
 
   constructor(private readonly db: Db) {
     this.q = {
-      states: db.prepare<[], { id: string; size: number; sha256: string; want: number; holders: string | null }>(`
-        SELECT b.id, b.size, b.sha256, w.want, (SELECT group_concat(storage) FROM replicas r WHERE r.block = b.id) AS holders
+      states: db.prepare<[], { id: string; size: number; sha256: string; want: number; holders: string | null; doomed: string | null }>(`
+        SELECT b.id, b.size, b.sha256, w.want, (SELECT group_concat(storage) FROM replicas r WHERE r.block = b.id) AS holders,
+          (SELECT group_concat(storage) FROM garbage g WHERE g.block = b.id) AS doomed
         FROM blocks b JOIN (
           SELECT fb.block, max(i.replication) AS want FROM file_blocks fb JOIN inodes i ON i.id = fb.file GROUP BY fb.block
         ) w ON w.block = b.id`),
@@ -40,6 +43,7 @@ export class BlockMap {
   states(): BlockState[] {
     return this.q.states.all().map((r) => ({
       id: r.id, size: r.size, sha256: r.sha256, want: r.want, holders: r.holders ? r.holders.split(',') : [],
+      doomed: r.doomed ? r.doomed.split(',') : [],
     }));
   }
 

@@ -118,7 +118,7 @@ export class Replicator {
     if (sources.length === 0) return undefined;
     let target: StorageRef | undefined;
     try {
-      target = this.storages.choose(1, block.size, block.holders)[0];
+      target = this.storages.choose(1, block.size, [...block.holders, ...block.doomed])[0];
     } catch {
       return undefined; // no server to copy to; the block stays under-replicated and counted so
     }

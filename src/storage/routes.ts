@@ -71,8 +71,10 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
   app.post('/v1/blocks/:id/fetch', { schema: { body: FetchBlockRequest } },
     async (req: FastifyRequest<{ Params: { id: string }; Body: FetchBlockRequest }>) => {
       const id = validateId(req.params.id);
-      if (store.has(id)) return { id, stored: [selfId] };
       const { source, size, sha256 } = req.body;
+      // A copy already here is one the name server does not count (damaged, or left to be deleted):
+      // replace it with the verified one.
+      if (store.has(id)) await store.delete(id);
       const writer = await store.createWriter(id, maxBlockSize);
       try {
         const located = { id, index: 0, offset: 0, size, sha256, replicas: [{ id, addr: source, alive: true }] };
