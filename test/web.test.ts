@@ -278,6 +278,8 @@ describe('web UI in a real browser', { skip: SKIP }, () => {
     await page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'hidden' });
     assert.equal(await client.exists('/backups/renamed folder'), true);
+    // Closing the dialog gives the focus back to the row it was opened from.
+    await waitFor('focus back on the row', async () => (await focused(page)) === 'renamed folder', 5000);
     await page.keyboard.press('Delete');
     await dialog.waitFor();
     assert.equal(await focused(page), 'Cancel', 'the safe choice has focus');
