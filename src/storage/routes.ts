@@ -17,7 +17,7 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
   // Block bodies are streamed by the handlers, never parsed or buffered by the framework.
   app.addContentTypeParser('*', (_req, _payload, done) => done(null));
 
-  app.put('/v1/blocks/:id', async (req: FastifyRequest<{ Params: { id: string } }>, reply) => {
+  app.put('/v1/blocks/:id', async (req: FastifyRequest<{ Params: { id: string } }>) => {
     const id = validateId(req.params.id);
     const pipeline = parsePipeline(header(req, BLOCK_HEADERS.pipeline));
     const writer = await store.createWriter(id, maxBlockSize);
