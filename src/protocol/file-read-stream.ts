@@ -110,10 +110,16 @@ async function* readVerified(
       filled += piece.length;
       if (filled === Math.min(chunkSize, alignedEnd - chunkStart)) {
         if (crc >>> 0 !== crcs[chunkNo]) throw new SdfsError('ECHECKSUM', `chunk ${chunkStart / chunkSize} of block ${block.id} failed its checksum`);
-        const chunk = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, filled);
+        // The verified chunk goes on as the pieces it arrived in (no copy), trimmed to [from, to).
         const lo = Math.max(from, chunkStart) - chunkStart;
         const hi = Math.min(to, chunkStart + filled) - chunkStart;
-        if (hi > lo) yield chunk.subarray(lo, hi);
+        let at = 0;
+        for (const p of pieces) {
+          const a = Math.max(lo - at, 0);
+          const b = Math.min(hi - at, p.length);
+          if (b > a) yield a === 0 && b === p.length ? p : p.subarray(a, b);
+          at += p.length;
+        }
         chunkStart += filled;
         pieces = [];
         filled = 0;
