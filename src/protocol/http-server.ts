@@ -7,9 +7,11 @@ import { SdfsError, toSdfsError } from './errors.js';
  */
 export const SERVER_OPTIONS: FastifyServerOptions = {
   bodyLimit: 1024 * 1024,
-  // A block upload may take minutes on a slow link; idle connections are still closed.
+  // A block upload may take minutes on a slow link, so a request has no time limit as a whole; but a
+  // connection that moves no byte for 5 minutes (a stalled or vanished peer) is closed. Headers must
+  // arrive within Node's 60 s.
   requestTimeout: 0,
-  connectionTimeout: 0,
+  connectionTimeout: 300_000,
   keepAliveTimeout: 10_000,
   routerOptions: { maxParamLength: 200 },
   logger: false,
