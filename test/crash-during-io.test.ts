@@ -20,11 +20,13 @@ describe('crashes in the middle of reads and writes', () => {
   it('kill -9 of a storage server in the middle of a multi-block read: the read completes with the right bytes', async () => {
     const client = cluster.client();
     const MiB = 1024 * 1024;
-    const src = randomStream(12 * 4 * MiB, MiB);
-    await client.writeFile('/read-crash', src.stream, { blockSize: 4 * MiB });
-    // Read with a known replica order, and kill the server that serves block 4 while block 4 is on its way.
+    const size = 4 * 16 * MiB;
+    const src = randomStream(size, MiB);
+    await client.writeFile('/read-crash', src.stream, { blockSize: 16 * MiB });
+    // Read with a known replica order, and kill the server that serves block 1 one MiB into it: 15 MiB
+    // of the block are still to come, more than sockets buffer, so the read is cut mid-block.
     const located = await client.blocks('/read-crash');
-    const serving = located.blocks[4]!.replicas[0]!.id;
+    const serving = located.blocks[1]!.replicas[0]!.id;
     const index = cluster.storages.findIndex((s) => s.id === serving);
     const agent = newAgent();
     const failovers: string[] = [];
@@ -33,14 +35,14 @@ describe('crashes in the middle of reads and writes', () => {
     const back = await sha256Of((async function* () {
       for await (const chunk of createFileReadStream(located, agent, {}, (_b, r) => failovers.push(r.id))) {
         got += (chunk as Buffer).length;
-        if (!killed && got >= 4 * 4 * MiB + MiB) killed = cluster.stopStorage(index, 'SIGKILL');
+        if (!killed && got >= 16 * MiB + MiB) killed = cluster.stopStorage(index, 'SIGKILL');
         await new Promise((r) => setTimeout(r, 2)); // a slow reader, so that the block is still in flight
         yield chunk as Buffer;
       }
     })());
     await killed;
     await agent.close();
-    assert.equal(back.size, 12 * 4 * MiB);
+    assert.equal(back.size, size);
     assert.equal(back.sha256, src.sha256());
     assert.ok(failovers.includes(serving), 'the read went on from another replica');
   });
