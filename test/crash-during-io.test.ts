@@ -132,7 +132,7 @@ describe('a full disk', () => {
     mount = join(cluster.dataDir, 'tiny');
     mkdirSync(mount, { recursive: true });
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mount]);
-    small = await startProcess(['storage', '--name-server', cluster.url, '--host', '127.0.0.1', '--port', '0', '--data-dir', mount,
+    small = await startProcess(['storage', '--name-server', cluster.url, '--secret-file', cluster.secretFile, '--host', '127.0.0.1', '--port', '0', '--data-dir', mount,
       '--heartbeat-ms', '500', '--scrub-rate', '0']);
     await cluster.waitForLiveStorages(4);
   });

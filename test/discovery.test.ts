@@ -139,7 +139,7 @@ describe('Broadcaster and Discovery on loopback', () => {
   it('`sdfs storage` with SDFS_NAME_SERVER registers directly and does not listen for broadcasts', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'sdfs-disc-'));
     const child = spawn(process.execPath, [CLI, 'storage', '--host', '127.0.0.1', '--port', '0', '--data-dir', join(dir, 's')], {
-      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SDFS_NAME_SERVER: 'http://127.0.0.1:9' },
+      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SDFS_NAME_SERVER: 'http://127.0.0.1:9', SDFS_SECRET: 'a-cluster-secret-of-this-test-only' },
     });
     let out = '';
     let err = '';
@@ -223,6 +223,8 @@ describe('LAN discovery across network namespaces', { skip: problem !== undefine
   const namespaces: string[] = [];
   const procs: NsProc[] = [];
   let dir: string;
+  // Made by the name server on its first start; the storage servers wait for it.
+  let secretFile: string;
   let nameNs: string;
   let clientNs: string;
   const storageNs: string[] = [];
@@ -287,6 +289,7 @@ describe('LAN discovery across network namespaces', { skip: problem !== undefine
     if (problem) throw new Error(`the discovery test needs root and iproute2 (\`ip netns\`), and CI must provide them: ${problem}`);
     deleteStaleNamespaces();
     dir = await mkdtemp(join(tmpdir(), 'sdfs-disc-'));
+    secretFile = join(dir, 'name', 'cluster.secret');
 
     const bridgeNs = addNamespace('br');
     ip(['-n', bridgeNs, 'link', 'add', 'br0', 'type', 'bridge']);
@@ -303,8 +306,8 @@ describe('LAN discovery across network namespaces', { skip: problem !== undefine
     startIn(nameNs, 'name', ['name', '--host', '0.0.0.0', '--broadcast-address', BROADCAST, '--broadcast-interval-ms', '500',
       '--data-dir', join(dir, 'name'), '--heartbeat-ms', '500', '--block-size', '64K', '--replication', '3']);
     // Another cluster's storage server on the same LAN: it must hear the announcements and not join.
-    startIn(otherNs, 'other', ['storage', '--cluster', 'other', '--data-dir', join(dir, 'other'), '--heartbeat-ms', '500']);
-    storageNs.forEach((ns, i) => startIn(ns, `s${i + 1}`, ['storage', '--data-dir', join(dir, `s${i + 1}`), '--heartbeat-ms', '500']));
+    startIn(otherNs, 'other', ['storage', '--cluster', 'other', '--data-dir', join(dir, 'other'), '--heartbeat-ms', '500', '--secret', 'the-other-clusters-own-secret']);
+    storageNs.forEach((ns, i) => startIn(ns, `s${i + 1}`, ['storage', '--data-dir', join(dir, `s${i + 1}`), '--heartbeat-ms', '500', '--secret-file', secretFile]));
   });
 
   after(async () => {
@@ -369,7 +372,7 @@ describe('LAN discovery across network namespaces', { skip: problem !== undefine
   });
 
   it('a second storage server on the same host hears the broadcasts too (the UDP port is shared)', async () => {
-    const p = startIn(storageNs[0]!, 's1b', ['storage', '--port', '3501', '--data-dir', join(dir, 's1b'), '--heartbeat-ms', '500']);
+    const p = startIn(storageNs[0]!, 's1b', ['storage', '--port', '3501', '--data-dir', join(dir, 's1b'), '--heartbeat-ms', '500', '--secret-file', secretFile]);
     try {
       await waitFor('the second storage server to register', () => events(p, 'registered').length > 0);
       await waitFor('4 live storage servers', async () => {

@@ -8,6 +8,7 @@ import { Cluster, FAST_FAILURE, waitFor } from './helpers/cluster.js';
 import { randomStream, sha256Of } from './helpers/data.js';
 import { readBlock } from '../src/protocol/file-read-stream.js';
 import { newAgent } from '../src/protocol/http.js';
+import { AUTH_HEADERS } from '../src/protocol/auth.js';
 
 // Synchronization: every file is kept at R replicas through dead servers, returning servers,
 // decommissioning, damaged replicas and stray blocks.
@@ -189,7 +190,10 @@ describe('damaged replicas and strays', () => {
 
   it('a stray block that no file references is removed from its server', async () => {
     const stray = 'f'.repeat(32);
-    const res = await request(`http://127.0.0.1:${cluster.storages[3]!.port}/v1/blocks/${stray}`, { method: 'PUT', body: 'not part of any file' });
+    // Stored as a client with a write token would, outside of any upload.
+    const res = await request(`http://127.0.0.1:${cluster.storages[3]!.port}/v1/blocks/${stray}`, {
+      method: 'PUT', body: 'not part of any file', headers: { [AUTH_HEADERS.blockToken]: cluster.blockToken(stray, 'write') },
+    });
     assert.equal(res.statusCode, 200);
     await res.body.dump();
     assert.ok((await cluster.blocksOnDisk(3)).has(stray));

@@ -5,10 +5,13 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { connect, type SdfsClient } from '../client/index.js';
-import { CLASSIC_DEFAULTS, parseDataPorts, type ClassicConfig } from '../name/classic/config.js';
+import { AccessKeys } from '../name/access-keys.js';
+import { CLASSIC_DEFAULTS, parseClassicListen, parseDataPorts, type ClassicConfig, type ClassicListen } from '../name/classic/config.js';
 import { NAME_DEFAULTS } from '../name/config.js';
 import { validateClusterName } from '../protocol/announcement.js';
+import { validateSecret, waitForSecretFile } from '../protocol/cluster-secret.js';
 import { SdfsError, toSdfsError } from '../protocol/errors.js';
+import type { TlsFiles } from '../protocol/http-server.js';
 import { MAX_BLOCK_SIZE, MIN_BLOCK_SIZE } from '../protocol/messages.js';
 import { resolvePath } from '../protocol/paths.js';
 import { STORAGE_DEFAULTS } from '../storage/config.js';
@@ -32,6 +35,9 @@ const DEFAULT_NAME_SERVER = `http://127.0.0.1:${NAME_DEFAULTS.port}`;
 const program = new Command('sdfs')
   .description('sdfs: a simple distributed file system. With no command, starts the interactive shell.')
   .addOption(new Option('-n, --name-server <url>', 'name server URL').env('SDFS_NAME_SERVER').default(DEFAULT_NAME_SERVER))
+  .addOption(envOption('-k, --key <key>', 'access key, when the name server asks for one', 'SDFS_KEY'))
+  .addOption(envOption('--key-file <path>', 'file holding the access key', 'SDFS_KEY_FILE'))
+  .addOption(envOption('--tls-ca <path>', 'certificate authority (PEM) to trust besides the system\'s, for self-signed certificates', 'SDFS_TLS_CA'))
   .option('--log-file <path>', `client operation log (default ${OperationLog.defaultPath()})`)
   .version((JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version)
   .exitOverride();
@@ -39,7 +45,14 @@ const program = new Command('sdfs')
 /** The servers' code (fastify, SQLite) loads only for the commands that run a server: client commands start faster. */
 const servers = (): Promise<typeof import('./servers.js')> => import('./servers.js');
 
-interface GlobalOpts { nameServer: string; logFile?: string }
+interface GlobalOpts { nameServer: string; logFile?: string; key?: string; keyFile?: string; tlsCa?: string }
+
+/** The client's connection, with the access key and certificate authority given. */
+function connectGiven(): SdfsClient {
+  const g = program.opts<GlobalOpts>();
+  const key = g.key ?? (g.keyFile === undefined ? undefined : readGiven(g.keyFile, '--key-file').toString('utf8').trim());
+  return connect(g.nameServer, { key, ca: tlsCa() });
+}
 
 let current: { client: SdfsClient; log: OperationLog; op: string; args: string[] } | undefined;
 
@@ -47,7 +60,7 @@ let current: { client: SdfsClient; log: OperationLog; op: string; args: string[]
 function clientAction<A extends unknown[]>(op: string, fn: (client: SdfsClient, ...args: A) => Promise<number | void>) {
   return async (...args: A): Promise<void> => {
     const g = program.opts<GlobalOpts>();
-    const client = connect(g.nameServer);
+    const client = connectGiven();
     const log = new OperationLog(g.logFile ?? OperationLog.defaultPath());
     current = { client, log, op, args: args.filter((a): a is string => typeof a === 'string') };
     try {
@@ -72,25 +85,59 @@ const clusterOpt = (v: string): string => validateClusterName(v);
 
 /** The flags of `sdfs name` for the seed's classic protocol, as parsed, and the config they make. */
 interface ClassicOpts {
-  classic: boolean; classicDataPorts: { min: number; max: number }; classicIdleTimeoutMs: number;
+  classic?: ClassicListen | false; classicDataPorts: { min: number; max: number }; classicIdleTimeoutMs: number;
   classicRequestTimeoutMs: number; classicDataTimeoutMs: number; classicMaxSessions: number;
 }
-const classicConfig = (o: ClassicOpts): ClassicConfig => ({
-  enabled: o.classic, dataPortMin: o.classicDataPorts.min, dataPortMax: o.classicDataPorts.max, idleTimeoutMs: o.classicIdleTimeoutMs,
-  requestTimeoutMs: o.classicRequestTimeoutMs, dataTimeoutMs: o.classicDataTimeoutMs, maxSessions: o.classicMaxSessions,
-});
+/**
+ * Where the classic protocol listens. It has no authentication, so when clients need access keys it is
+ * off unless asked for; with TLS it cannot share the port (its clients speak plain TCP).
+ */
+function classicConfig(o: ClassicOpts, keysRequired: boolean, tls: boolean): ClassicConfig {
+  const listen: ClassicListen = o.classic === false ? 'off' : o.classic ?? (keysRequired || tls ? 'off' : 'shared');
+  if (listen === 'shared' && tls) throw new SdfsError('EINVAL', 'with TLS the classic protocol needs an address of its own: --classic HOST:PORT (or off)');
+  return {
+    listen, dataPortMin: o.classicDataPorts.min, dataPortMax: o.classicDataPorts.max, idleTimeoutMs: o.classicIdleTimeoutMs,
+    requestTimeoutMs: o.classicRequestTimeoutMs, dataTimeoutMs: o.classicDataTimeoutMs, maxSessions: o.classicMaxSessions,
+  };
+}
 const udpPortOpt = (v: string): number => parseIntArg(v, 'discovery port', 1, 65535);
 const ipv4Opt = (v: string): string => {
   if (!isIPv4(v)) throw new SdfsError('EINVAL', `not an IPv4 address: ${v}`);
   return v;
 };
 
+/** An option that may also come from an environment variable (for containers and service managers). */
+function envOption(flags: string, description: string, env: string): Option {
+  return new Option(flags, description).env(env);
+}
+
+/** Reads a PEM or secret file given by a flag, with an error that names the flag. */
+function readGiven(path: string, flag: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new SdfsError('EINVAL', `${flag} ${path}: ${(err as Error).message}`);
+  }
+}
+
+interface TlsOpts { tlsCert?: string; tlsKey?: string }
+function tlsFiles(o: TlsOpts): TlsFiles | undefined {
+  if (o.tlsCert === undefined && o.tlsKey === undefined) return undefined;
+  if (o.tlsCert === undefined || o.tlsKey === undefined) throw new SdfsError('EINVAL', '--tls-cert and --tls-key go together');
+  return { cert: readGiven(o.tlsCert, '--tls-cert'), key: readGiven(o.tlsKey, '--tls-key') };
+}
+const tlsCa = (): Buffer | undefined => {
+  const ca = program.opts<GlobalOpts>().tlsCa;
+  return ca === undefined ? undefined : readGiven(ca, '--tls-ca');
+};
+
 program.command('name')
   .description('run a name server')
-  .option('--host <addr>', 'address to listen on', NAME_DEFAULTS.host)
-  .option('-p, --port <port>', 'port of the HTTP API and of the classic protocol', portOpt, NAME_DEFAULTS.port)
-  .option('--classic', 'serve the seed\'s classic protocol on the same port', true)
-  .option('--no-classic', 'serve HTTP only')
+  .addOption(envOption('--host <addr>', 'address to listen on', 'SDFS_HOST').default(NAME_DEFAULTS.host))
+  .addOption(envOption('-p, --port <port>', 'port of the HTTP API (and of the classic protocol when it shares it)', 'SDFS_PORT').argParser(portOpt).default(NAME_DEFAULTS.port))
+  .addOption(envOption('--classic <where>', 'the seed\'s classic protocol (no authentication): shared (on --port), off, or HOST:PORT; '
+    + 'default shared, or off when access keys or TLS are configured', 'SDFS_CLASSIC').argParser(parseClassicListen))
+  .option('--no-classic', 'serve HTTP only (same as --classic off)')
   .addOption(new Option('--classic-data-ports <from-to>', 'data ports named to classic clients for read and write, within 1-9999')
     .argParser(parseDataPorts)
     .default({ min: CLASSIC_DEFAULTS.dataPortMin, max: CLASSIC_DEFAULTS.dataPortMax }, `${CLASSIC_DEFAULTS.dataPortMin}-${CLASSIC_DEFAULTS.dataPortMax}`))
@@ -98,9 +145,9 @@ program.command('name')
   .option('--classic-request-timeout-ms <ms>', 'a classic request begun must arrive in full within this', msOpt, CLASSIC_DEFAULTS.requestTimeoutMs)
   .option('--classic-data-timeout-ms <ms>', 'time to reach a classic client\'s data port; longest silence of a transfer', msOpt, CLASSIC_DEFAULTS.dataTimeoutMs)
   .option('--classic-max-sessions <n>', 'classic sessions at once', (v) => parseIntArg(v, 'classic sessions', 1, 100_000), CLASSIC_DEFAULTS.maxSessions)
-  .option('-d, --data-dir <dir>', 'directory of the namespace database', './.sdfs/name')
-  .option('-r, --replication <n>', 'default replicas per block', replicationOpt, NAME_DEFAULTS.replication)
-  .option('-b, --block-size <size>', 'default block size (e.g. 64M)', sizeOpt, NAME_DEFAULTS.blockSize)
+  .addOption(envOption('-d, --data-dir <dir>', 'directory of the namespace database (and of the cluster secret)', 'SDFS_DATA_DIR').default('./.sdfs/name'))
+  .addOption(envOption('-r, --replication <n>', 'default replicas per block', 'SDFS_REPLICATION').argParser(replicationOpt).default(NAME_DEFAULTS.replication))
+  .addOption(envOption('-b, --block-size <size>', 'default block size (e.g. 64M)', 'SDFS_BLOCK_SIZE').argParser(sizeOpt).default(NAME_DEFAULTS.blockSize))
   .option('--heartbeat-ms <ms>', 'storage heartbeat interval', msOpt, NAME_DEFAULTS.heartbeatMs)
   .option('--dead-after-ms <ms>', 'a storage server silent this long is dead', msOpt, NAME_DEFAULTS.deadAfterMs)
   .option('--gc-interval-ms <ms>', 'interval of the background cleaner', msOpt, NAME_DEFAULTS.gcIntervalMs)
@@ -108,44 +155,71 @@ program.command('name')
   .option('--block-report-ms <ms>', 'how often storage servers send their full block list', msOpt, NAME_DEFAULTS.blockReportMs)
   .option('--replication-interval-ms <ms>', 'how often liveness and replication are checked', msOpt, NAME_DEFAULTS.replicationIntervalMs)
   .option('--max-copies <n>', 'block copies in flight at once when re-replicating', (v) => parseIntArg(v, 'max copies', 1, 1000), NAME_DEFAULTS.maxCopies)
-  .option('--cluster <name>', 'cluster name, announced in the broadcasts', clusterOpt, NAME_DEFAULTS.cluster)
+  .addOption(envOption('--cluster <name>', 'cluster name, announced in the broadcasts', 'SDFS_CLUSTER').argParser(clusterOpt).default(NAME_DEFAULTS.cluster))
   .option('--no-broadcast', 'do not announce this name server on the LAN')
-  .option('--broadcast-address <addr>', 'where the announcements go (e.g. a subnet\'s broadcast address, 10.0.0.255)', ipv4Opt, NAME_DEFAULTS.broadcastAddress)
+  .addOption(envOption('--broadcast-address <addr>', 'where the announcements go (e.g. a subnet\'s broadcast address, 10.0.0.255)', 'SDFS_BROADCAST_ADDRESS')
+    .argParser(ipv4Opt).default(NAME_DEFAULTS.broadcastAddress))
   .option('--broadcast-interval-ms <ms>', 'interval between two announcements', msOpt, NAME_DEFAULTS.broadcastIntervalMs)
   .option('--discovery-port <port>', 'UDP port the announcements go to', udpPortOpt, NAME_DEFAULTS.discoveryPort)
-  .action(async (o: { host: string; port: number; dataDir: string; replication: number; blockSize: number;
+  .addOption(envOption('--secret-file <path>', 'the cluster secret (default: <data-dir>/cluster.secret, made on the first start)', 'SDFS_SECRET_FILE'))
+  .option('--block-token-ttl-ms <ms>', 'how long a block token handed to a client stays valid', msOpt, NAME_DEFAULTS.blockTokenTtlMs)
+  .addOption(envOption('--access-keys-file <path>', 'clients\' access keys, a line each: "rw KEY" or "ro KEY"; with none, clients need no key', 'SDFS_ACCESS_KEYS_FILE'))
+  .addOption(envOption('--access-keys <list>', 'access keys as rw:KEY,ro:KEY (prefer the file or the variable: flags show in ps)', 'SDFS_ACCESS_KEYS'))
+  .addOption(envOption('--tls-cert <path>', 'certificate (PEM): serve HTTPS', 'SDFS_TLS_CERT'))
+  .addOption(envOption('--tls-key <path>', 'private key (PEM) of --tls-cert', 'SDFS_TLS_KEY'))
+  .action(async (o: ClassicOpts & TlsOpts & { host: string; port: number; dataDir: string; replication: number; blockSize: number;
     heartbeatMs: number; deadAfterMs: number; gcIntervalMs: number; uploadExpiryMs: number;
     blockReportMs: number; replicationIntervalMs: number; maxCopies: number;
-    cluster: string; broadcast: boolean; broadcastAddress: string; broadcastIntervalMs: number; discoveryPort: number }) => {
-    const { classic, classicDataPorts, classicIdleTimeoutMs, classicRequestTimeoutMs, classicDataTimeoutMs, classicMaxSessions, ...rest } = o as typeof o & ClassicOpts;
-    await (await servers()).runNameServer({ ...rest, classic: classicConfig({
-      classic, classicDataPorts, classicIdleTimeoutMs, classicRequestTimeoutMs, classicDataTimeoutMs, classicMaxSessions }) });
+    cluster: string; broadcast: boolean; broadcastAddress: string; broadcastIntervalMs: number; discoveryPort: number;
+    secretFile?: string; blockTokenTtlMs: number; accessKeysFile?: string; accessKeys?: string }) => {
+    const accessKeys = new AccessKeys();
+    if (o.accessKeysFile !== undefined) accessKeys.addFile(o.accessKeysFile);
+    if (o.accessKeys !== undefined) accessKeys.addList(o.accessKeys, '--access-keys');
+    const tls = tlsFiles(o);
+    await (await servers()).runNameServer({
+      host: o.host, port: o.port, dataDir: o.dataDir, replication: o.replication, blockSize: o.blockSize,
+      heartbeatMs: o.heartbeatMs, deadAfterMs: o.deadAfterMs, gcIntervalMs: o.gcIntervalMs, uploadExpiryMs: o.uploadExpiryMs,
+      blockReportMs: o.blockReportMs, replicationIntervalMs: o.replicationIntervalMs, maxCopies: o.maxCopies,
+      cluster: o.cluster, broadcast: o.broadcast, broadcastAddress: o.broadcastAddress, broadcastIntervalMs: o.broadcastIntervalMs,
+      discoveryPort: o.discoveryPort, classic: classicConfig(o, accessKeys.required, tls !== undefined),
+      secret: o.secretFile === undefined ? undefined : validateSecret(readGiven(o.secretFile, '--secret-file').toString('utf8'), o.secretFile),
+      blockTokenTtlMs: o.blockTokenTtlMs, accessKeys, tls, tlsCa: tlsCa(),
+    });
   });
 
 program.command('storage')
   .description('run a storage server (it reports to the name server given by --name-server or SDFS_NAME_SERVER; '
     + 'with neither, to the first name server of its cluster heard on the LAN)')
-  .option('--host <addr>', 'address to listen on', STORAGE_DEFAULTS.host)
-  .option('-p, --port <port>', 'port to listen on', portOpt, STORAGE_DEFAULTS.port)
-  .option('--advertise-host <host>', 'host that clients use to reach this server (default: as the name server sees it)')
-  .option('-d, --data-dir <dir>', 'directory of the block files', './.sdfs/storage')
+  .addOption(envOption('--host <addr>', 'address to listen on', 'SDFS_HOST').default(STORAGE_DEFAULTS.host))
+  .addOption(envOption('-p, --port <port>', 'port to listen on', 'SDFS_PORT').argParser(portOpt).default(STORAGE_DEFAULTS.port))
+  .addOption(envOption('--advertise-host <host>', 'host that clients use to reach this server (default: as the name server sees it)', 'SDFS_ADVERTISE_HOST'))
+  .addOption(envOption('-d, --data-dir <dir>', 'directory of the block files', 'SDFS_DATA_DIR').default('./.sdfs/storage'))
   .option('--max-block-size <size>', 'largest block accepted', parseSize, STORAGE_DEFAULTS.maxBlockSize)
   .option('--heartbeat-ms <ms>', 'heartbeat interval until the name server sets one', msOpt, STORAGE_DEFAULTS.heartbeatMs)
   .option('--scrub-rate <size>', 'bytes per second the background scrub reads (0: off)', parseSize, STORAGE_DEFAULTS.scrubBytesPerSecond)
   .option('--scrub-interval-ms <ms>', 'pause between two scrub passes', msOpt, STORAGE_DEFAULTS.scrubPassIntervalMs)
-  .option('--cluster <name>', 'cluster to join when the name server is found by broadcast', clusterOpt, STORAGE_DEFAULTS.cluster)
+  .addOption(envOption('--cluster <name>', 'cluster to join when the name server is found by broadcast', 'SDFS_CLUSTER').argParser(clusterOpt).default(STORAGE_DEFAULTS.cluster))
   .option('--discovery-port <port>', 'UDP port to listen on for name server broadcasts', udpPortOpt, STORAGE_DEFAULTS.discoveryPort)
-  .action(async (o: { host: string; port: number; advertiseHost?: string; dataDir: string; maxBlockSize: number; heartbeatMs: number;
-    scrubRate: number; scrubIntervalMs: number; cluster: string; discoveryPort: number }) => {
+  .addOption(envOption('--secret-file <path>', 'file of the cluster secret (the name server\'s <data-dir>/cluster.secret); waits for it to exist', 'SDFS_SECRET_FILE'))
+  .addOption(envOption('--secret <secret>', 'the cluster secret itself (prefer the file or the variable: flags show in ps)', 'SDFS_SECRET'))
+  .addOption(envOption('--tls-cert <path>', 'certificate (PEM): serve HTTPS', 'SDFS_TLS_CERT'))
+  .addOption(envOption('--tls-key <path>', 'private key (PEM) of --tls-cert', 'SDFS_TLS_KEY'))
+  .action(async (o: TlsOpts & { host: string; port: number; advertiseHost?: string; dataDir: string; maxBlockSize: number; heartbeatMs: number;
+    scrubRate: number; scrubIntervalMs: number; cluster: string; discoveryPort: number; secretFile?: string; secret?: string }) => {
     // --name-server has a default for the clients; a storage server takes it only when it was given
     // (flag or SDFS_NAME_SERVER), and otherwise finds its name server by broadcast.
     const source = program.getOptionValueSource('nameServer');
     const given = source !== undefined && source !== 'default';
+    let secret: string;
+    if (o.secret !== undefined) secret = validateSecret(o.secret, '--secret');
+    else if (o.secretFile !== undefined) secret = await waitForSecretFile(o.secretFile);
+    else throw new SdfsError('EINVAL', 'a storage server needs the cluster secret to join: --secret-file PATH (the name server\'s '
+      + '<data-dir>/cluster.secret), SDFS_SECRET_FILE, or SDFS_SECRET');
     await (await servers()).runStorageServer({
       host: o.host, port: o.port, advertiseHost: o.advertiseHost, dataDir: o.dataDir, maxBlockSize: o.maxBlockSize, heartbeatMs: o.heartbeatMs,
       scrubBytesPerSecond: o.scrubRate, scrubPassIntervalMs: o.scrubIntervalMs,
       nameServer: given ? connect(program.opts<GlobalOpts>().nameServer).url : undefined,
-      cluster: o.cluster, discoveryPort: o.discoveryPort,
+      cluster: o.cluster, discoveryPort: o.discoveryPort, secret, tls: tlsFiles(o), tlsCa: tlsCa(),
     });
   });
 

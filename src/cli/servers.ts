@@ -5,13 +5,14 @@ import { NAME_DEFAULTS, type NameConfig } from '../name/config.js';
 import { startNameServer } from '../name/server.js';
 import { STORAGE_DEFAULTS, type StorageConfig } from '../storage/config.js';
 import { startStorageServer } from '../storage/server.js';
+import { SECRET_FILE } from '../protocol/cluster-secret.js';
 
 /** `sdfs name`, `sdfs storage` and `sdfs up`: the server processes and the local cluster. */
 
 /** Runs until SIGINT or SIGTERM, then stops cleanly. Prints one JSON line when listening. */
 export async function runNameServer(config: NameConfig): Promise<void> {
   const server = await startNameServer(config);
-  console.log(JSON.stringify({ event: 'listening', role: 'name', port: server.port, url: server.url, dataDir: config.dataDir }));
+  console.log(JSON.stringify({ event: 'listening', role: 'name', port: server.port, url: server.url, classicPort: server.classicPort, dataDir: config.dataDir }));
   await untilSignal();
   await server.stop();
 }
@@ -95,7 +96,7 @@ export async function runUp(o: UpOptions): Promise<number> {
     const url = `http://127.0.0.1:${name.port}`;
     const storagePorts = await Promise.all(Array.from({ length: o.storages }, (_, i) =>
       start(['storage', '--name-server', url, '--host', '127.0.0.1', '--port', String(o.firstStoragePort === 0 ? 0 : o.firstStoragePort + i),
-        '--data-dir', join(dataDir, `storage-${i + 1}`)])));
+        '--data-dir', join(dataDir, `storage-${i + 1}`), '--secret-file', join(dataDir, 'name', SECRET_FILE)])));
     console.log([
       `sdfs is up: a name server and ${o.storages} storage servers, data under ${dataDir}`,
       `  name server     ${url}`,

@@ -14,6 +14,10 @@ import { createFileReadStream, type ReadOptions, type ReplicaFailure } from '../
 import { FileWriteStream, type WriteOptions } from '../protocol/file-write-stream.js';
 
 export interface ClientOptions {
+  /** An access key, when the name server asks for one. */
+  key?: string;
+  /** A certificate authority (PEM) to trust besides the system's, for a cluster with self-signed certificates. */
+  ca?: Buffer;
   /** Called when a replica fails during a read (the read goes on from another one). */
   onReplicaFailure?: ReplicaFailure;
 }
@@ -27,13 +31,14 @@ export type Progress = (bytes: number) => void;
  * name server only answers where.
  */
 export class SdfsClient {
-  private readonly agent: Agent = newAgent();
+  private readonly agent: Agent;
   private readonly api: ApiCaller;
 
   private readonly onReplicaFailure: ReplicaFailure;
 
   constructor(readonly url: string, opts: ClientOptions = {}) {
-    this.api = apiCaller(url, this.agent);
+    this.agent = newAgent(opts.ca);
+    this.api = apiCaller(url, this.agent, opts.key === undefined ? {} : { authorization: `Bearer ${opts.key}` });
     // A replica that fails its checksum is reported, so that the name server replaces it.
     this.onReplicaFailure = (block, replica, err) => {
       if (err.code === 'ECHECKSUM') {
@@ -121,7 +126,7 @@ export class SdfsClient {
   /** Streams a file's bytes; the block list is fetched first, so a missing file fails here. */
   async createReadStream(path: string, opts: ReadOptions = {}): Promise<Readable> {
     const located = await this.blocks(path);
-    return createFileReadStream(located, this.agent, opts, this.onReplicaFailure);
+    return createFileReadStream(located, this.agent, opts, this.onReplicaFailure, () => this.blocks(located.stat.path));
   }
 
   /** Writes all of `source` to `path`. */
@@ -149,7 +154,7 @@ export class SdfsClient {
     const tmp = `${localPath}.sdfs-partial-${process.pid}`;
     try {
       await pipeline(
-        createFileReadStream(located, this.agent, opts, this.onReplicaFailure),
+        createFileReadStream(located, this.agent, opts, this.onReplicaFailure, () => this.blocks(located.stat.path)),
         progressStage(opts.onProgress),
         createLocalWriteStream(tmp),
         { signal: opts.signal },
@@ -188,5 +193,6 @@ export function connect(url: string, opts: ClientOptions = {}): SdfsClient {
     throw new SdfsError('EINVAL', `invalid name server URL: ${url}`);
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new SdfsError('EINVAL', `unsupported URL scheme: ${parsed.protocol}`);
+  if (opts.key !== undefined && !/^[\x21-\x7e]{1,256}$/.test(opts.key)) throw new SdfsError('EINVAL', 'an access key is 1 to 256 printable characters without spaces');
   return new SdfsClient(parsed.origin, opts);
 }

@@ -101,7 +101,7 @@ export class Broadcaster {
  * be opened is reported, and the name server serves on without broadcasts.
  */
 export async function startBroadcasting(
-  config: Pick<NameConfig, 'host' | 'cluster' | 'broadcast' | 'broadcastAddress' | 'discoveryPort' | 'broadcastIntervalMs'>,
+  config: Pick<NameConfig, 'host' | 'cluster' | 'broadcast' | 'broadcastAddress' | 'discoveryPort' | 'broadcastIntervalMs' | 'tls'>,
   httpPort: number,
 ): Promise<Broadcaster | undefined> {
   if (!config.broadcast) return undefined;
@@ -110,7 +110,7 @@ export async function startBroadcasting(
     return undefined;
   }
   const b = new Broadcaster({
-    cluster: config.cluster, httpPort, scheme: 'http', address: config.broadcastAddress, port: config.discoveryPort,
+    cluster: config.cluster, httpPort, scheme: config.tls ? 'https' : 'http', address: config.broadcastAddress, port: config.discoveryPort,
     intervalMs: config.broadcastIntervalMs, bindAddress: config.host === '0.0.0.0' ? undefined : config.host,
   });
   try {

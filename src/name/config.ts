@@ -1,4 +1,6 @@
 import { DISCOVERY_DEFAULTS } from '../protocol/announcement.js';
+import type { TlsFiles } from '../protocol/http-server.js';
+import type { AccessKeys } from './access-keys.js';
 import { CLASSIC_DEFAULTS, type ClassicConfig } from './classic/config.js';
 
 /** Everything a name server is told at start; it reads no other configuration. */
@@ -39,6 +41,16 @@ export interface NameConfig {
   discoveryPort: number;
   /** Interval between two announcements, ms. */
   broadcastIntervalMs: number;
+  /** The cluster secret; undefined: the one in the data dir, made there on the first start. */
+  secret?: string;
+  /** How long a block token the name server hands out stays valid, ms. */
+  blockTokenTtlMs: number;
+  /** Clients' access keys; with none, clients need no key. */
+  accessKeys: AccessKeys;
+  /** Certificate and key (PEM) to serve HTTPS (and the classic protocol beside it) instead of HTTP. */
+  tls?: TlsFiles;
+  /** A certificate authority (PEM) to trust besides the system's, for storage servers with self-signed certificates. */
+  tlsCa?: Buffer;
 }
 
 export const NAME_DEFAULTS = {
@@ -59,4 +71,5 @@ export const NAME_DEFAULTS = {
   broadcastAddress: DISCOVERY_DEFAULTS.broadcastAddress,
   discoveryPort: DISCOVERY_DEFAULTS.port,
   broadcastIntervalMs: DISCOVERY_DEFAULTS.intervalMs,
+  blockTokenTtlMs: 10 * 60 * 1000,
 } as const;

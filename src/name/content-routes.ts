@@ -44,7 +44,8 @@ async function contentRoutes(app: FastifyInstance, deps: { api: ApiCaller; dispa
       .header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(located.stat.name)}`);
     if (range.partial) void reply.header('content-range', `bytes ${range.start}-${range.end - 1}/${size}`);
     if (req.query.inline) void reply.header('content-disposition', 'inline');
-    return reply.send(createFileReadStream(located, deps.dispatcher, range, reportBad));
+    const relocate = (): Promise<BlocksResponse> => deps.api<BlocksResponse>('GET', '/fs/blocks', undefined, { path: located.stat.path });
+    return reply.send(createFileReadStream(located, deps.dispatcher, range, reportBad, relocate));
   });
 
   app.put(url, { schema: { querystring: ContentQuery } }, async (req: FastifyRequest<{ Querystring: ContentQuery }>) => {

@@ -5,6 +5,8 @@ import { resolve } from 'node:path';
 import { ERROR_TABLE, type ErrorCode } from '../protocol/errors.js';
 import * as messages from '../protocol/messages.js';
 import { API_PREFIX } from '../protocol/messages.js';
+import { ACCESS } from './access.js';
+import { SessionResponse } from './session-routes.js';
 
 /**
  * The OpenAPI 3.1 description of the name server's API, served at `GET /api/v1/openapi.json`.
@@ -95,6 +97,12 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     tag: 'storage servers', summary: 'Drains a storage server before it is stopped (or cancels)', response: messages.StorageInfo, errors: ['ENOENT', 'EINVAL'],
   },
   'GET /openapi.json': { tag: 'meta', summary: 'This description of the API (OpenAPI 3.1)', response: 'openapi' },
+  'GET /session': { tag: 'meta', summary: 'Whether access keys are required, and what the caller may do', response: SessionResponse },
+  'POST /session': {
+    tag: 'meta', summary: 'Log in: trade an access key for a session cookie (web UI)', response: SessionResponse, errors: ['EAUTH'],
+    description: 'Sets the HttpOnly, SameSite=Strict cookie `sdfs_session`, valid for 12 hours. Scripts send `Authorization: Bearer KEY` instead.',
+  },
+  'DELETE /session': { tag: 'meta', summary: 'Log out: clears the session cookie', response: SessionResponse },
 };
 
 interface RecordedRoute {
@@ -117,7 +125,7 @@ export function registerOpenApi(app: FastifyInstance): void {
     }
   });
   let doc: Json | undefined;
-  app.get(`${API_PREFIX}/openapi.json`, async (_req, reply) => {
+  app.get(`${API_PREFIX}/openapi.json`, ACCESS.public, async (_req, reply) => {
     doc ??= buildOpenApi(routes, packageVersion());
     return reply.header('cache-control', 'no-cache').send(doc);
   });

@@ -6,6 +6,7 @@ import {
   type BlocksResponse, type ClusterResponse, type HeartbeatResponse,
 } from '../protocol/messages.js';
 import { resolvePath } from '../protocol/paths.js';
+import { ACCESS } from './access.js';
 import type { NameConfig } from './config.js';
 import type { Namespace } from './namespace.js';
 import type { StorageRegistry } from './storages.js';
@@ -72,17 +73,17 @@ export function registerApiRoutes(app: FastifyInstance, s: NameServices): void {
   app.get(`${p}/cluster`, async () => s.cluster());
   app.post(`${p}/cluster/init`, async () => s.init());
 
-  app.post(`${p}/storages/register`, { schema: { body: StorageReport } }, async (req: Req<StorageReport>): Promise<HeartbeatResponse> => {
+  app.post(`${p}/storages/register`, { ...ACCESS.cluster, schema: { body: StorageReport } }, async (req: Req<StorageReport>): Promise<HeartbeatResponse> => {
     const host = remoteHost(req);
     await commit(() => s.storages.register(req.body, host));
     return { heartbeatMs: s.config.heartbeatMs, blockReportMs: s.config.blockReportMs };
   });
-  app.post(`${p}/storages/heartbeat`, { schema: { body: StorageReport } }, async (req: Req<StorageReport>): Promise<HeartbeatResponse> => {
+  app.post(`${p}/storages/heartbeat`, { ...ACCESS.cluster, schema: { body: StorageReport } }, async (req: Req<StorageReport>): Promise<HeartbeatResponse> => {
     s.storages.heartbeat(req.body);
     return { heartbeatMs: s.config.heartbeatMs, blockReportMs: s.config.blockReportMs };
   });
   // A full block list can be large (35 bytes a block): its own body limit.
-  app.post(`${p}/storages/blocks`, { schema: { body: BlockReport }, bodyLimit: 512 * 1024 * 1024 }, async (req: Req<BlockReport>) => {
+  app.post(`${p}/storages/blocks`, { ...ACCESS.cluster, schema: { body: BlockReport }, bodyLimit: 512 * 1024 * 1024 }, async (req: Req<BlockReport>) => {
     if (!s.storages.get(req.body.id)) throw new SdfsError('ENOENT', 'unknown storage server: register first');
     // Blocks younger than two report intervals may have been stored after the list was taken.
     const { id, blocks } = req.body;
@@ -90,7 +91,8 @@ export function registerApiRoutes(app: FastifyInstance, s: NameServices): void {
     if (result.added + result.lost > 0) s.replicator.markDirty();
     return result;
   });
-  app.post(`${p}/blocks/:id/bad`, { schema: { body: BadReplicaReport, params: IdParams } },
+  // Readers that met a damaged replica say so (a hint: the name server keeps a last copy regardless).
+  app.post(`${p}/blocks/:id/bad`, { ...ACCESS.read, schema: { body: BadReplicaReport, params: IdParams } },
     async (req: Req<BadReplicaReport, unknown, { id: string }>) => {
       const dropped = await commit(() => s.map.reportBad(req.params.id, req.body.storage));
       if (dropped) s.replicator.markDirty();

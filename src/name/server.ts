@@ -1,8 +1,9 @@
-import Fastify from 'fastify';
 import * as fs from 'node:fs/promises';
 import { SdfsError } from '../protocol/errors.js';
+import { clusterDispatcher, deriveKeys, issueBlockToken, type ClusterKeys } from '../protocol/auth.js';
+import { loadOrCreateSecret } from '../protocol/cluster-secret.js';
 import { addrToUrl, callJson, newAgent } from '../protocol/http.js';
-import { installErrorHandler, SERVER_OPTIONS } from '../protocol/http-server.js';
+import { installErrorHandler, newApp } from '../protocol/http-server.js';
 import type { BlocksResponse, ClusterResponse } from '../protocol/messages.js';
 import { resolvePath } from '../protocol/paths.js';
 import type { NameConfig } from './config.js';
@@ -22,9 +23,13 @@ import { StorageRegistry } from './storages.js';
 import { Uploads } from './uploads.js';
 import { registerOpenApi } from './openapi.js';
 import { registerWebUi } from './web-static.js';
+import { installAccessControl } from './access.js';
+import { registerSessionRoutes } from './session-routes.js';
 
 export interface RunningNameServer {
   port: number;
+  /** The classic protocol's own port, when it has one. */
+  classicPort?: number;
   url: string;
   stop(): Promise<void>;
 }
@@ -32,12 +37,16 @@ export interface RunningNameServer {
 /** Starts a name server: opens its database, serves the API, and runs the background cleaner. */
 export async function startNameServer(config: NameConfig): Promise<RunningNameServer> {
   await fs.mkdir(config.dataDir, { recursive: true });
+  const keys = deriveKeys(config.secret ?? await loadOrCreateSecret(config.dataDir));
   const db = openDb(config.dataDir);
   const ns = new Namespace(db);
   const storages = new StorageRegistry(db, config.deadAfterMs);
   const committer = new Committer(db);
-  const uploads = new Uploads(db, ns, storages, committer, { replication: config.replication, blockSize: config.blockSize });
-  const dispatcher = newAgent();
+  const uploads = new Uploads(db, ns, storages, committer, { replication: config.replication, blockSize: config.blockSize },
+    (blockId) => issueBlockToken(keys, blockId, 'write', config.blockTokenTtlMs));
+  // Its calls to storage servers are signed with the cluster secret.
+  const agent = newAgent(config.tlsCa);
+  const dispatcher = clusterDispatcher(agent, keys);
   const gc = new GarbageCollector(db, storages, uploads, committer, {
     intervalMs: config.gcIntervalMs, uploadExpiryMs: config.uploadExpiryMs, dispatcher,
   });
@@ -61,15 +70,17 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
     };
   };
 
-  const app = Fastify(SERVER_OPTIONS);
+  const app = newApp(config.tls);
   installErrorHandler(app);
   // First, so that it records every route registered after it (GET /api/v1/openapi.json).
   registerOpenApi(app);
+  const access = installAccessControl(app, keys, config.accessKeys);
+  registerSessionRoutes(app, { keys, access, secureCookie: config.tls !== undefined });
   // The web UI at `/` (dist/web); never answers under /api.
   registerWebUi(app);
   registerApiRoutes(app, {
     config, ns, uploads, storages, cluster, map, replicator, health, committer,
-    blocksOf: (path) => blocksOf(db, ns, storages, path),
+    blocksOf: (path) => blocksOf(db, ns, storages, path, keys, config.blockTokenTtlMs),
     async init() {
       await committer.run(() => wipeNamespace(db));
       uploads.clear();
@@ -82,10 +93,10 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
   });
 
   // File bytes relayed through the name server, for clients that cannot reach the storage servers.
-  registerContentRoutes(app, { api: injectApiCaller(app), dispatcher });
+  registerContentRoutes(app, { api: injectApiCaller(app, access.internalToken), dispatcher });
 
   // The seed's classic protocol shares the port: connections are told apart by their first bytes.
-  const classic = config.classic.enabled ? attachClassic(app, config.classic) : undefined;
+  const classic = config.classic.listen === 'off' ? undefined : await attachClassic(app, config.classic, access.internalToken, dispatcher);
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
@@ -95,20 +106,21 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
 
   return {
     port,
-    url: `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`,
+    classicPort: classic?.port,
+    url: `${config.tls ? 'https' : 'http'}://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`,
     async stop() {
       await broadcaster?.stop();
       await classic?.stop();
       await app.close();
       await replicator.stop();
       await gc.stop();
-      await dispatcher.close();
+      await agent.close();
       db.close();
     },
   };
 }
 
-function blocksOf(db: Db, ns: Namespace, storages: StorageRegistry, path: string): BlocksResponse {
+function blocksOf(db: Db, ns: Namespace, storages: StorageRegistry, path: string, keys: ClusterKeys, tokenTtlMs: number): BlocksResponse {
   const abs = resolvePath(path);
   const node = ns.get(abs);
   if (node.type !== 'file') throw new SdfsError('EISDIR', `is a directory: ${abs}`);
@@ -124,7 +136,7 @@ function blocksOf(db: Db, ns: Namespace, storages: StorageRegistry, path: string
     // Live replicas first, each group in random order, so that readers spread over them.
     shuffle(replicas);
     replicas.sort((a, b) => Number(b.alive) - Number(a.alive));
-    const out = { id: r.id, index: r.idx, offset, size: r.size, sha256: r.sha256, replicas };
+    const out = { id: r.id, index: r.idx, offset, size: r.size, sha256: r.sha256, replicas, token: issueBlockToken(keys, r.id, 'read', tokenTtlMs) };
     offset += r.size;
     return out;
   });

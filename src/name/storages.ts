@@ -26,7 +26,9 @@ export class StorageRegistry {
 
   register(report: StorageReport, remoteHost: string): StorageInfo {
     const host = report.host || remoteHost;
-    const addr = host.includes(':') && !host.startsWith('[') ? `[${host}]:${report.port}` : `${host}:${report.port}`;
+    const hostPort = host.includes(':') && !host.startsWith('[') ? `[${host}]:${report.port}` : `${host}:${report.port}`;
+    // A storage server that serves HTTPS is known by an https:// address (plain host:port is HTTP).
+    const addr = report.tls ? `https://${hostPort}` : hostPort;
     const now = Date.now();
     const previous = this.byId.get(report.id);
     const state: StorageState = {

@@ -45,6 +45,8 @@ export class Uploads {
     private readonly storages: StorageRegistry,
     private readonly committer: Committer,
     private readonly defaults: { replication: number; blockSize: number },
+    /** Signs the token that lets the uploader store a block on its targets. */
+    private readonly writeToken: (blockId: string) => string,
   ) {
     this.addGarbage = db.prepare<[string, string]>('INSERT OR IGNORE INTO garbage (block, storage) VALUES (?, ?)');
   }
@@ -109,7 +111,7 @@ export class Uploads {
     const blockId = newId();
     up.blocks[index] = { blockId, targets: targets.map((t) => t.id) };
     this.storages.reserve(targets.map((t) => t.id), up.blockSize);
-    return { blockId, index, targets };
+    return { blockId, index, targets, token: this.writeToken(blockId) };
   }
 
   async completeBlock(uploadId: string, req: CompleteBlockRequest): Promise<void> {

@@ -3,6 +3,7 @@ import { createReadStream, type Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { extname, join, resolve, sep } from 'node:path';
 import { SdfsError } from '../protocol/errors.js';
+import { ACCESS } from './access.js';
 
 /** Where `npm run build` puts the web UI (src/web, built by Vite): `dist/web`, beside `dist/name`. */
 export const WEB_ROOT = resolve(import.meta.dirname, '../web');
@@ -44,7 +45,7 @@ const HTML_HEADERS = {
  */
 export function registerWebUi(app: FastifyInstance, opts: { root?: string } = {}): void {
   const root = opts.root ?? WEB_ROOT;
-  app.get('/*', async (req: FastifyRequest, reply: FastifyReply) => {
+  app.get('/*', ACCESS.public, async (req: FastifyRequest, reply: FastifyReply) => {
     const pathname = req.url.split('?', 1)[0]!;
     if (pathname === '/api' || pathname.startsWith('/api/')) throw new SdfsError('ENOENT', `no route ${req.method} ${pathname}`);
     let decoded: string;

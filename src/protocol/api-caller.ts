@@ -8,7 +8,7 @@ import { API_PREFIX } from './messages.js';
  */
 export type ApiCaller = <T = unknown>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, query?: Record<string, string>) => Promise<T>;
 
-export function apiCaller(baseUrl: string, dispatcher: Dispatcher): ApiCaller {
+export function apiCaller(baseUrl: string, dispatcher: Dispatcher, headers: Record<string, string> = {}): ApiCaller {
   return <T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, query?: Record<string, string>) =>
-    callJson<T>(baseUrl, `${API_PREFIX}${path}`, { method, body, query, dispatcher });
+    callJson<T>(baseUrl, `${API_PREFIX}${path}`, { method, body, query, dispatcher, headers });
 }

@@ -2,6 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
 import { request, type Dispatcher } from 'undici';
+import { AUTH_HEADERS } from './auth.js';
 import { formatPipeline } from './blocks.js';
 import { SdfsError, toSdfsError } from './errors.js';
 import { addrToUrl, readJson } from './http.js';
@@ -22,9 +23,11 @@ export class BlockSender {
   private bytes = 0;
 
   /** `verify: false` skips hashing, for a sender that hashes the same bytes elsewhere already. */
-  constructor(readonly head: StorageRef, readonly rest: StorageRef[], readonly blockId: string, dispatcher: Dispatcher, verify = true) {
+  constructor(readonly head: StorageRef, readonly rest: StorageRef[], readonly blockId: string, token: string | undefined,
+    dispatcher: Dispatcher, verify = true) {
     this.hash = verify ? createHash('sha256') : null;
     const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
+    if (token !== undefined) headers[AUTH_HEADERS.blockToken] = token;
     if (rest.length > 0) headers[BLOCK_HEADERS.pipeline] = formatPipeline(rest);
     this.response = request(`${addrToUrl(head.addr)}/v1/blocks/${blockId}`, {
       method: 'PUT', body: this.body, headers, dispatcher,

@@ -65,7 +65,7 @@ export function parsePipeline(header: string | undefined): StorageRef[] {
     const at = item.indexOf('@');
     const id = item.slice(0, at);
     const addr = item.slice(at + 1);
-    if (at < 0 || !ID_PATTERN.test(id) || !/^[A-Za-z0-9.\-:[\]]{1,300}$/.test(addr)) {
+    if (at < 0 || !ID_PATTERN.test(id) || !/^(https:\/\/)?[A-Za-z0-9.\-:[\]]{1,300}$/.test(addr)) {
       throw new SdfsError('EINVAL', 'invalid pipeline header');
     }
     out.push({ id, addr });

@@ -11,6 +11,7 @@ export const ERROR_TABLE = {
   ENOTEMPTY: { status: 409, exit: 5, text: 'directory not empty' },
   EINVAL: { status: 400, exit: 6, text: 'invalid argument' },
   EACCES: { status: 403, exit: 14, text: 'permission denied' },
+  EAUTH: { status: 401, exit: 15, text: 'authentication required' },
   EBUSY: { status: 409, exit: 7, text: 'resource busy' },
   ETOOBIG: { status: 413, exit: 6, text: 'too large' },
   ERANGE: { status: 416, exit: 6, text: 'range not satisfiable' },
@@ -62,6 +63,11 @@ export function errorFromBody(status: number, body: unknown): SdfsError {
   return new SdfsError(status === 503 ? 'EUNAVAILABLE' : 'EPROTO', `unexpected HTTP ${status} response`);
 }
 
+const TLS_CERT_ERRORS = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_SIGNATURE_FAILURE', 'HOSTNAME_MISMATCH',
+]);
+
 /** Wraps any thrown value as an SdfsError, keeping typed errors as they are. */
 export function toSdfsError(err: unknown): SdfsError {
   if (err instanceof SdfsError) return err;
@@ -71,6 +77,10 @@ export function toSdfsError(err: unknown): SdfsError {
       code === 'EHOSTUNREACH' || code === 'ENOTFOUND' || code === 'EPIPE' || code === 'UND_ERR_HEADERS_TIMEOUT' ||
       code === 'UND_ERR_BODY_TIMEOUT' || code === 'ETIMEDOUT') {
     return new SdfsError('EUNAVAILABLE', message, { cause: err });
+  }
+  // A certificate that cannot be verified (self-signed without --tls-ca, wrong host name, expired).
+  if (typeof code === 'string' && (TLS_CERT_ERRORS.has(code) || code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_'))) {
+    return new SdfsError('EPROTO', `TLS: ${message}`, { cause: err });
   }
   if (code === 'ABORT_ERR' || (err as Error)?.name === 'AbortError') return new SdfsError('ECANCELED', message, { cause: err });
   if (code === 'ENOSPC') return new SdfsError('ENOSPACE', message, { cause: err });

@@ -3,7 +3,8 @@ import { crc32 } from 'node:zlib';
 import { request, type Dispatcher } from 'undici';
 import { CHUNK_SIZE } from './blocks.js';
 import { SdfsError, toSdfsError } from './errors.js';
-import { addrToUrl } from './http.js';
+import { AUTH_HEADERS } from './auth.js';
+import { addrToUrl, readJson } from './http.js';
 import { BLOCK_HEADERS, type BlockLocation, type BlocksResponse } from './messages.js';
 
 export interface ReadOptions {
@@ -25,6 +26,7 @@ export type ReplicaFailure = (block: BlockLocation, replica: { id: string; addr:
  */
 export function createFileReadStream(
   located: BlocksResponse, dispatcher: Dispatcher, opts: ReadOptions = {}, onFailure?: ReplicaFailure,
+  relocate?: () => Promise<BlocksResponse>,
 ): Readable {
   const size = located.stat.size;
   const start = opts.start ?? 0;
@@ -37,7 +39,9 @@ export function createFileReadStream(
       const from = Math.max(start, block.offset) - block.offset;
       const to = Math.min(end, block.offset + block.size) - block.offset;
       if (from >= to) continue;
-      yield* readBlock(block, from, to, dispatcher, opts.signal, onFailure);
+      // Block tokens expire: a read that reaches a block after its token did asks where it is anew.
+      const renew = relocate && (async () => (await relocate()).blocks.find((b) => b.index === block.index && b.id === block.id));
+      yield* readBlock(block, from, to, dispatcher, opts.signal, onFailure, renew);
     }
   }
   return Readable.from(bytes(), { objectMode: false, highWaterMark: 1024 * 1024 });
@@ -45,9 +49,11 @@ export function createFileReadStream(
 
 export async function* readBlock(
   block: BlockLocation, from: number, to: number, dispatcher: Dispatcher, signal: AbortSignal | undefined, onFailure?: ReplicaFailure,
+  renew?: () => Promise<BlockLocation | undefined>,
 ): AsyncGenerator<Buffer> {
   let pos = from;
   const errors: string[] = [];
+  let refused = 0;
   for (const replica of block.replicas) {
     try {
       for await (const piece of readVerified(block, replica.addr, pos, to, dispatcher, signal)) {
@@ -58,9 +64,15 @@ export async function* readBlock(
     } catch (err) {
       const e = toSdfsError(err);
       if (e.code === 'ECANCELED') throw e;
+      if (e.code === 'EACCES' || e.code === 'EAUTH') refused++;
       errors.push(`${replica.addr}: ${e.message}`);
       onFailure?.(block, replica, e);
     }
+  }
+  const renewed = refused > 0 && renew ? await renew() : undefined;
+  if (renewed) {
+    yield* readBlock(renewed, pos, to, dispatcher, signal, onFailure);
+    return;
   }
   throw new SdfsError('EUNAVAILABLE', `block ${block.index} (${block.id}) could not be read from any replica: ${errors.join('; ') || 'no replicas'}`);
 }
@@ -76,12 +88,13 @@ async function* readVerified(
   const chunkSize = CHUNK_SIZE;
   const alignedStart = Math.floor(from / chunkSize) * chunkSize;
   const alignedEnd = Math.min(Math.ceil(to / chunkSize) * chunkSize, block.size);
-  const res = await request(`${addrToUrl(addr)}/v1/blocks/${block.id}`, {
-    dispatcher, signal, headers: { range: `bytes=${alignedStart}-${alignedEnd - 1}` },
-  }).catch((err: unknown) => { throw toSdfsError(err); });
+  const headers: Record<string, string> = { range: `bytes=${alignedStart}-${alignedEnd - 1}` };
+  if (block.token !== undefined) headers[AUTH_HEADERS.blockToken] = block.token;
+  const res = await request(`${addrToUrl(addr)}/v1/blocks/${block.id}`, { dispatcher, signal, headers })
+    .catch((err: unknown) => { throw toSdfsError(err); });
   if (res.statusCode !== 206 && res.statusCode !== 200) {
-    await res.body.dump();
-    throw new SdfsError(res.statusCode === 404 ? 'ENOENT' : 'EUNAVAILABLE', `replica answered HTTP ${res.statusCode}`);
+    // The storage server's JSON error, with its code (ENOENT, EACCES for a refused token...).
+    throw await readJson(res).then(() => new SdfsError('EPROTO', `replica answered HTTP ${res.statusCode}`), (err: unknown) => toSdfsError(err));
   }
   if (Number(res.headers[BLOCK_HEADERS.blockSize]) !== block.size || Number(res.headers[BLOCK_HEADERS.chunkSize]) !== chunkSize) {
     await res.body.dump();

@@ -129,7 +129,7 @@ export class FileWriteStream extends Writable {
   private send(alloc: AllocateBlockResponse): BlockSender {
     const [head, ...rest] = alloc.targets;
     if (!head) throw new SdfsError('ENOSTORAGE', 'the name server gave no storage server for the block');
-    return new BlockSender(head, rest, alloc.blockId, this.dispatcher);
+    return new BlockSender(head, rest, alloc.blockId, alloc.token, this.dispatcher);
   }
 
   /**

@@ -1,4 +1,6 @@
-import type { FastifyError, FastifyInstance, FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { SdfsError, toSdfsError } from './errors.js';
 
 /**
@@ -31,5 +33,25 @@ export function installErrorHandler(app: FastifyInstance): void {
   });
   app.setNotFoundHandler((req, reply) => {
     void reply.code(404).send(new SdfsError('ENOENT', `no route ${req.method} ${req.url.split('?')[0]}`).toJSON());
+  });
+}
+
+/** A certificate and its key (PEM), to serve HTTPS. */
+export interface TlsFiles {
+  cert: Buffer;
+  key: Buffer;
+}
+
+/** A fastify app with the shared options, serving HTTPS when given a certificate. */
+export function newApp(tls: TlsFiles | undefined): FastifyInstance {
+  if (!tls) return Fastify(SERVER_OPTIONS);
+  return Fastify({
+    ...SERVER_OPTIONS,
+    serverFactory: (handler) => {
+      const server = createHttpsServer({ cert: tls.cert, key: tls.key, requestTimeout: 0, keepAliveTimeout: 10_000 }, handler);
+      server.setTimeout(SERVER_OPTIONS.connectionTimeout!);
+      // Typed as an HTTP server, which it is over TLS.
+      return server as unknown as HttpServer;
+    },
   });
 }

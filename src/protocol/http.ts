@@ -1,3 +1,4 @@
+import * as tls from 'node:tls';
 import { Agent, request, type Dispatcher } from 'undici';
 import { SdfsError, errorFromBody, toSdfsError } from './errors.js';
 
@@ -17,8 +18,12 @@ export interface JsonCallOptions {
 /** Bound on a JSON response body: listings of big directories are the largest. */
 const MAX_JSON_RESPONSE = 256 * 1024 * 1024;
 
-export function newAgent(): Agent {
-  return new Agent({ keepAliveTimeout: 10_000, connections: 64, headersTimeout: 120_000, bodyTimeout: 120_000 });
+/** An HTTP(S) agent; `ca` (PEM) is trusted besides the system's certificate authorities, for self-signed clusters. */
+export function newAgent(ca?: Buffer): Agent {
+  return new Agent({
+    keepAliveTimeout: 10_000, connections: 64, headersTimeout: 120_000, bodyTimeout: 120_000,
+    ...(ca ? { connect: { ca: [...tls.rootCertificates, ca.toString('utf8')] } } : {}),
+  });
 }
 
 export async function callJson<T>(baseUrl: string, path: string, opts: JsonCallOptions = {}): Promise<T> {
@@ -60,7 +65,7 @@ export async function readJson<T>(res: Dispatcher.ResponseData): Promise<T> {
   return parsed as T;
 }
 
-/** `host:port` as an http URL base; IPv6 hosts arrive already bracketed. */
+/** A storage server's address as a URL base: `host:port` is HTTP, `https://host:port` HTTPS; IPv6 hosts arrive already bracketed. */
 export function addrToUrl(addr: string): string {
-  return `http://${addr}`;
+  return addr.startsWith('https://') ? addr : `http://${addr}`;
 }

@@ -40,6 +40,8 @@ export const BlockLocation = Type.Object({
   size: Type.Integer(),
   sha256: Sha256,
   replicas: Type.Array(Type.Object({ id: IdField, addr: Type.String(), alive: Type.Boolean() })),
+  /** Lets the bearer read this block from its storage servers for a short while (absent in storage servers' own use). */
+  token: Type.Optional(Type.String()),
 });
 export type BlockLocation = Static<typeof BlockLocation>;
 
@@ -97,6 +99,8 @@ export const AllocateBlockResponse = Type.Object({
   blockId: IdField,
   index: Type.Integer(),
   targets: Type.Array(StorageRef),
+  /** Lets the bearer store this block on its targets for a short while. */
+  token: Type.String(),
 });
 export type AllocateBlockResponse = Static<typeof AllocateBlockResponse>;
 
@@ -221,6 +225,8 @@ export const StorageReport = Type.Object({
   free: Type.Integer({ minimum: 0 }),
   used: Type.Integer({ minimum: 0 }),
   blocks: Type.Integer({ minimum: 0 }),
+  /** It serves HTTPS. */
+  tls: Type.Optional(Type.Boolean()),
 });
 export type StorageReport = Static<typeof StorageReport>;
 

@@ -1,4 +1,5 @@
 import { DISCOVERY_DEFAULTS } from '../protocol/announcement.js';
+import type { TlsFiles } from '../protocol/http-server.js';
 
 /** Everything a storage server is told at start; it reads no other configuration. */
 export interface StorageConfig {
@@ -27,6 +28,12 @@ export interface StorageConfig {
   scrubBytesPerSecond: number;
   /** Pause between two scrub passes over all blocks, ms. */
   scrubPassIntervalMs: number;
+  /** The cluster secret: its requests to the name server and to other storage servers are signed with it, and it checks block tokens. */
+  secret: string;
+  /** Certificate and key (PEM) to serve HTTPS instead of HTTP. */
+  tls?: TlsFiles;
+  /** A certificate authority (PEM) to trust besides the system's, for a cluster with self-signed certificates. */
+  tlsCa?: Buffer;
 }
 
 export const STORAGE_DEFAULTS = {

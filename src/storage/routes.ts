@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
+import { AUTH_HEADERS, checkBlockToken, verifyRequest, type BlockOp, type ClusterKeys } from '../protocol/auth.js';
 import { parsePipeline, validateId } from '../protocol/blocks.js';
 import { SdfsError, toSdfsError } from '../protocol/errors.js';
 import { readBlock } from '../protocol/file-read-stream.js';
@@ -7,6 +8,32 @@ import { parseRange } from '../protocol/range.js';
 import { BLOCK_HEADERS, FetchBlockRequest, type PutBlockResponse } from '../protocol/messages.js';
 import type { BlockStore } from './block-store.js';
 import { BlockSender } from '../protocol/block-sender.js';
+
+/**
+ * Who may call a route: cluster members only (requests signed with the cluster secret), or also the
+ * bearer of a block token for the block in the URL and that operation.
+ */
+type Access = { cluster: true } | { block: BlockOp };
+export const CLUSTER_ONLY = { config: { access: { cluster: true } satisfies Access } };
+const BLOCK_READ = { config: { access: { block: 'read' } satisfies Access } };
+const BLOCK_WRITE = { config: { access: { block: 'write' } satisfies Access } };
+
+/**
+ * Checks every request before its body is read: a signed request of a cluster member passes; on block
+ * routes, a valid token for that block passes; anything else (and any unknown route) is refused.
+ */
+export function installStorageAuth(app: FastifyInstance, keys: ClusterKeys): void {
+  app.addHook('onRequest', async (req: FastifyRequest) => {
+    if (verifyRequest(keys, header(req, AUTH_HEADERS.cluster), req.method, req.url)) return;
+    const access = (req.routeOptions.config as { access?: Access }).access;
+    if (access && 'block' in access) {
+      const id = validateId((req.params as { id?: string }).id);
+      checkBlockToken(keys, header(req, AUTH_HEADERS.blockToken), id, access.block);
+      return;
+    }
+    throw new SdfsError('EAUTH', 'this storage server serves cluster members and holders of block tokens only');
+  });
+}
 
 /** The block protocol: clients and other storage servers store, read and delete blocks here. */
 export function registerBlockRoutes(app: FastifyInstance, deps: {
@@ -17,11 +44,13 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
   // Block bodies are streamed by the handlers, never parsed or buffered by the framework.
   app.addContentTypeParser('*', (_req, _payload, done) => done(null));
 
-  app.put('/v1/blocks/:id', async (req: FastifyRequest<{ Params: { id: string } }>) => {
+  app.put('/v1/blocks/:id', BLOCK_WRITE, async (req: FastifyRequest<{ Params: { id: string } }>) => {
     const id = validateId(req.params.id);
     const pipeline = parsePipeline(header(req, BLOCK_HEADERS.pipeline));
     const writer = await store.createWriter(id, maxBlockSize);
-    const forwarder = pipeline.length > 0 ? new BlockSender(pipeline[0]!, pipeline.slice(1), id, dispatcher, false) : null;
+    // The rest of the pipeline is sent the same token (it is valid for this block on any server).
+    const token = header(req, AUTH_HEADERS.blockToken);
+    const forwarder = pipeline.length > 0 ? new BlockSender(pipeline[0]!, pipeline.slice(1), id, token, dispatcher, false) : null;
     try {
       for await (const chunk of req.raw as AsyncIterable<Buffer>) {
         await Promise.all([writer.write(chunk), forwarder?.write(chunk)]);
@@ -46,7 +75,7 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
     return out;
   });
 
-  app.get('/v1/blocks/:id', async (req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => {
+  app.get('/v1/blocks/:id', BLOCK_READ, async (req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => {
     const id = validateId(req.params.id);
     const meta = await store.readMeta(id);
     const range = parseRange(header(req, 'range'), meta.size);
@@ -68,7 +97,7 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
   });
 
   // Re-replication: the name server asks this server to pull a block from another that holds it.
-  app.post('/v1/blocks/:id/fetch', { schema: { body: FetchBlockRequest } },
+  app.post('/v1/blocks/:id/fetch', { ...CLUSTER_ONLY, schema: { body: FetchBlockRequest } },
     async (req: FastifyRequest<{ Params: { id: string }; Body: FetchBlockRequest }>) => {
       const id = validateId(req.params.id);
       const { source, size, sha256 } = req.body;
@@ -92,12 +121,12 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
       return { id, stored: [selfId] };
     });
 
-  app.delete('/v1/blocks/:id', async (req: FastifyRequest<{ Params: { id: string } }>) => {
+  app.delete('/v1/blocks/:id', CLUSTER_ONLY, async (req: FastifyRequest<{ Params: { id: string } }>) => {
     const id = validateId(req.params.id);
     return { deleted: await store.delete(id) };
   });
 
-  app.post('/v1/wipe', async () => {
+  app.post('/v1/wipe', CLUSTER_ONLY, async () => {
     await deps.onWipe();
     return { ok: true };
   });

@@ -1,16 +1,16 @@
-import Fastify from 'fastify';
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
 import { newId, ID_PATTERN } from '../protocol/blocks.js';
 import { SdfsError } from '../protocol/errors.js';
+import { clusterDispatcher, deriveKeys } from '../protocol/auth.js';
 import { callJson, newAgent } from '../protocol/http.js';
-import { installErrorHandler, SERVER_OPTIONS } from '../protocol/http-server.js';
+import { installErrorHandler, newApp } from '../protocol/http-server.js';
 import { API_PREFIX, type StorageReport } from '../protocol/messages.js';
 import { BlockStore } from './block-store.js';
 import type { StorageConfig } from './config.js';
 import { Discovery } from './discovery.js';
 import { Reporter } from './reporter.js';
-import { registerBlockRoutes } from './routes.js';
+import { CLUSTER_ONLY, installStorageAuth, registerBlockRoutes } from './routes.js';
 import { Scrubber } from './scrubber.js';
 
 export interface RunningStorageServer {
@@ -25,11 +25,15 @@ export async function startStorageServer(config: StorageConfig): Promise<Running
   const id = await loadIdentity(config.dataDir);
   const store = new BlockStore(config.dataDir);
   await store.open();
-  const dispatcher = newAgent();
+  const keys = deriveKeys(config.secret);
+  // Every request it sends (to the name server, down a write pipeline, to fetch a block) is signed.
+  const agent = newAgent(config.tlsCa);
+  const dispatcher = clusterDispatcher(agent, keys);
 
-  const app = Fastify(SERVER_OPTIONS);
+  const app = newApp(config.tls);
   installErrorHandler(app);
-  app.get('/v1/status', async () => report());
+  installStorageAuth(app, keys);
+  app.get('/v1/status', CLUSTER_ONLY, async () => report());
   registerBlockRoutes(app, { store, selfId: id, maxBlockSize: config.maxBlockSize, dispatcher, onWipe: () => store.wipe() });
 
   await app.listen({ host: config.host, port: config.port });
@@ -38,7 +42,7 @@ export async function startStorageServer(config: StorageConfig): Promise<Running
 
   async function report(): Promise<StorageReport> {
     const { capacity, free } = await store.space();
-    return { id, host: config.advertiseHost, port, capacity, free, used: store.used, blocks: store.blockCount };
+    return { id, host: config.advertiseHost, port, capacity, free, used: store.used, blocks: store.blockCount, tls: config.tls !== undefined };
   }
 
   // The name server: the one given, or else the first one of the cluster heard on the LAN.
@@ -81,7 +85,7 @@ export async function startStorageServer(config: StorageConfig): Promise<Running
       await scrubber.stop();
       await app.close();
       await store.close();
-      await dispatcher.close();
+      await agent.close();
     },
   };
 }

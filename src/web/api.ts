@@ -15,7 +15,15 @@ export class ApiError extends Error {
   }
 }
 
-async function call<T>(method: 'GET' | 'POST', path: string, opts: { query?: Record<string, string>; body?: unknown; signal?: AbortSignal } = {}): Promise<T> {
+/** Fired when the API asks for an access key (a session that expired, or none yet): the page shows the login. */
+export const AUTH_REQUIRED = 'sdfs:auth-required';
+
+export interface Session {
+  keysRequired: boolean;
+  role: 'rw' | 'ro' | 'none';
+}
+
+async function call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, opts: { query?: Record<string, string>; body?: unknown; signal?: AbortSignal } = {}): Promise<T> {
   const url = `${BASE}${path}${opts.query ? `?${new URLSearchParams(opts.query)}` : ''}`;
   let res: Response;
   try {
@@ -33,6 +41,7 @@ async function call<T>(method: 'GET' | 'POST', path: string, opts: { query?: Rec
 }
 
 function parse<T>(status: number, text: string): T {
+  if (status === 401) dispatchEvent(new Event(AUTH_REQUIRED));
   let json: unknown;
   try {
     json = text ? JSON.parse(text) : undefined;
@@ -53,6 +62,10 @@ export const api = {
   move: (from: string, to: string) => call<FileStat>('POST', '/fs/move', { body: { from, to } }),
   remove: (path: string, recursive: boolean) => call<{ deleted: string }>('POST', '/fs/delete', { body: { path, recursive } }),
   status: (signal?: AbortSignal) => call<StatusResponse>('GET', '/cluster/status', { signal }),
+  session: () => call<Session>('GET', '/session'),
+  /** Trades an access key for a session cookie (HttpOnly: the page never sees it again). */
+  login: (key: string) => call<Session>('POST', '/session', { body: { key } }),
+  logout: () => call<Session>('DELETE', '/session'),
 };
 
 /** Where the browser downloads a file from (the server answers `Content-Disposition: attachment`). */

@@ -1,6 +1,8 @@
 import type { JSX } from 'preact';
 import { render } from 'preact';
-import { useEffect } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
+import { api, AUTH_REQUIRED, type Session } from './api.js';
+import { LoginPage } from './LoginPage.js';
 import { ClusterPage } from './cluster/ClusterPage.js';
 import { FileBrowser } from './files/FileBrowser.js';
 import { UploadPanel } from './files/UploadPanel.js';
@@ -10,9 +12,15 @@ import './style.css';
 
 function App(): JSX.Element {
   const route = useRoute();
+  const [session, setSession] = useState<Session | undefined>();
   useEffect(() => {
     if (location.pathname === '/') navigate(`/files/${location.search}`, { replace: true });
+    api.session().then(setSession, () => setSession({ keysRequired: false, role: 'rw' }));
+    const loggedOut = (): void => setSession((s) => ({ keysRequired: true, role: 'none', ...(s?.role === 'none' ? s : {}) }));
+    addEventListener(AUTH_REQUIRED, loggedOut);
+    return () => removeEventListener(AUTH_REQUIRED, loggedOut);
   }, []);
+  const needsLogin = session?.keysRequired === true && session.role === 'none';
   return (
     <>
       <a class="skip-link" href="#main">Skip to content</a>
@@ -27,9 +35,17 @@ function App(): JSX.Element {
             <li><Link href="/cluster" aria-current={route.page === 'cluster' ? 'page' : undefined}>Cluster</Link></li>
           </ul>
         </nav>
+        {session?.keysRequired && session.role !== 'none' && (
+          <div class="session">
+            {session.role === 'ro' && <span class="badge badge-warn">read-only</span>}
+            <button type="button" class="button button-small" onClick={() => void api.logout().then(setSession)}>Log out</button>
+          </div>
+        )}
       </header>
       <main id="main" tabIndex={-1}>
-        {route.page === 'files' ? <FileBrowser path={route.path} />
+        {session === undefined ? <p class="loading">Loading…</p>
+          : needsLogin ? <LoginPage onLogin={setSession} />
+          : route.page === 'files' ? <FileBrowser path={route.path} />
           : route.page === 'cluster' ? <ClusterPage />
           : (
             <section class="notice">

@@ -1,9 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { connect, type SdfsClient } from '../../src/client/index.js';
+import { deriveKeys, issueBlockToken, type BlockOp } from '../../src/protocol/auth.js';
 
 /**
  * Starts real sdfs processes (the built CLI, `dist/cli/main.js`) on 127.0.0.1 with free ports and a
@@ -17,6 +19,8 @@ export interface Proc {
   dataDir: string;
   args: string[];
   id?: string;
+  /** A name server's classic protocol port, when it has its own. */
+  classicPort?: number;
 }
 
 export async function startProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Proc> {
@@ -29,8 +33,8 @@ export async function startProcess(args: string[], env: NodeJS.ProcessEnv = {}):
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {
       try {
-        const msg = JSON.parse(line) as { event?: string; port?: number; id?: string; dataDir?: string };
-        if (msg.event === 'listening') ok({ child, port: msg.port!, dataDir: msg.dataDir!, args, id: msg.id });
+        const msg = JSON.parse(line) as { event?: string; port?: number; id?: string; dataDir?: string; classicPort?: number };
+        if (msg.event === 'listening') ok({ child, port: msg.port!, dataDir: msg.dataDir!, args, id: msg.id, classicPort: msg.classicPort });
       } catch {
         // Not one of our JSON lines.
       }
@@ -71,6 +75,10 @@ export interface ClusterOptions {
   blockSize?: number;
   nameArgs?: string[];
   storageArgs?: string[];
+  /** Serve HTTPS with this certificate and key (PEM files); every process trusts `ca`. */
+  tls?: { cert: string; key: string; ca: string };
+  /** The access key the cluster's clients (client(), cli()) send. */
+  clientKey?: string;
 }
 
 /** Name server settings that make failure handling fast enough for tests. */
@@ -81,13 +89,19 @@ export class Cluster {
   storages: Proc[] = [];
   private clients: SdfsClient[] = [];
 
-  private constructor(readonly dataDir: string, readonly opts: Required<ClusterOptions>) {}
+  private constructor(readonly dataDir: string, readonly opts: Required<Omit<ClusterOptions, 'tls' | 'clientKey'>> & Pick<ClusterOptions, 'tls' | 'clientKey'>) {}
+
+  /** The flags that make a server process serve HTTPS and trust the test's certificate authority. */
+  private get tlsArgs(): string[] {
+    const t = this.opts.tls;
+    return t ? ['--tls-cert', t.cert, '--tls-key', t.key, '--tls-ca', t.ca] : [];
+  }
 
   static async start(opts: ClusterOptions = {}): Promise<Cluster> {
     const dataDir = await mkdtemp(join(tmpdir(), 'sdfs-test-'));
     const c = new Cluster(dataDir, {
       storages: opts.storages ?? 3, replication: opts.replication ?? 3, blockSize: opts.blockSize ?? 64 * 1024, nameArgs: opts.nameArgs ?? [],
-      storageArgs: opts.storageArgs ?? ['--scrub-rate', '0'],
+      storageArgs: opts.storageArgs ?? ['--scrub-rate', '0'], tls: opts.tls, clientKey: opts.clientKey,
     });
     try {
       await c.startName(0);
@@ -101,13 +115,23 @@ export class Cluster {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.name.port}`;
+    return `${this.opts.tls ? 'https' : 'http'}://127.0.0.1:${this.name.port}`;
+  }
+
+  /** The cluster secret, made by the name server in its data dir on its first start. */
+  get secretFile(): string {
+    return join(this.dataDir, 'name', 'cluster.secret');
+  }
+
+  /** A block token signed with this cluster's secret, as the name server hands them out. */
+  blockToken(blockId: string, op: BlockOp, ttlMs = 60_000): string {
+    return issueBlockToken(deriveKeys(readFileSync(this.secretFile, 'utf8').trim()), blockId, op, ttlMs);
   }
 
   async startName(port: number): Promise<void> {
     this.name = await startProcess(['name', '--host', '127.0.0.1', '--port', String(port), '--data-dir', join(this.dataDir, 'name'),
       '--replication', String(this.opts.replication), '--block-size', String(this.opts.blockSize), '--heartbeat-ms', '500',
-      '--no-broadcast', ...this.opts.nameArgs]);
+      '--no-broadcast', ...this.tlsArgs, ...this.opts.nameArgs]);
   }
 
   /** Kills the name server (kill -9 by default) and starts it again on the same port and data. */
@@ -126,7 +150,7 @@ export class Cluster {
 
   private startStorage(dir: string, port: number): Promise<Proc> {
     return startProcess(['storage', '--name-server', this.url, '--host', '127.0.0.1', '--port', String(port), '--data-dir', dir, '--heartbeat-ms', '500',
-      ...this.opts.storageArgs]);
+      '--secret-file', this.secretFile, ...this.tlsArgs, ...this.opts.storageArgs]);
   }
 
   async stopStorage(i: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
@@ -153,15 +177,16 @@ export class Cluster {
     return out;
   }
 
-  client(): SdfsClient {
-    const c = connect(this.url);
+  client(key = this.opts.clientKey): SdfsClient {
+    const c = connect(this.url, { key, ca: this.opts.tls ? readFileSync(this.opts.tls.ca) : undefined });
     this.clients.push(c);
     return c;
   }
 
   /** Runs the sdfs command against this cluster and collects its output. */
   cli(args: string[], opts: { input?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-    return runCli(['--name-server', this.url, '--log-file', join(this.dataDir, 'client.log'), ...args], opts);
+    const auth = [...(this.opts.clientKey ? ['--key', this.opts.clientKey] : []), ...(this.opts.tls ? ['--tls-ca', this.opts.tls.ca] : [])];
+    return runCli(['--name-server', this.url, '--log-file', join(this.dataDir, 'client.log'), ...auth, ...args], opts);
   }
 
   async stop(): Promise<void> {

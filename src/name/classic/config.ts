@@ -5,8 +5,11 @@ import { SdfsError } from '../../protocol/errors.js';
  * on its port. Part of NameConfig; it enters once, at start.
  */
 export interface ClassicConfig {
-  /** Serve classic clients on the name server's port (told apart from HTTP by the first bytes). */
-  enabled: boolean;
+  /**
+   * Where classic clients are served: `shared`, on the name server's HTTP port (told apart from HTTP by
+   * the first bytes); an address of its own; or `off`. The protocol has no authentication.
+   */
+  listen: ClassicListen;
   /**
    * Data ports named to clients for read and write, lowest and highest. The client listens on the port
    * on its own host, and the protocol sends it as 4 digits, so the range lies within 1-9999.
@@ -23,8 +26,10 @@ export interface ClassicConfig {
   maxSessions: number;
 }
 
+export type ClassicListen = 'off' | 'shared' | { host: string; port: number };
+
 export const CLASSIC_DEFAULTS: ClassicConfig = {
-  enabled: true,
+  listen: 'shared',
   // The range the seed's client container publishes (`-p 3504-3600:3504-3600`).
   dataPortMin: 3504,
   dataPortMax: 3600,
@@ -47,4 +52,13 @@ export function parseDataPorts(text: string): { min: number; max: number } {
     throw new SdfsError('EINVAL', `data ports must be FROM-TO within 1-${MAX_DATA_PORT} (the protocol sends 4 digits): ${text}`);
   }
   return { min, max };
+}
+
+/** Parses `--classic`: `shared`, `off`, or `HOST:PORT` (a listener of its own). */
+export function parseClassicListen(text: string): ClassicListen {
+  if (text === 'shared' || text === 'off') return text;
+  const m = /^(.+):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new SdfsError('EINVAL', `--classic is shared, off or HOST:PORT (port 0: any free one): ${text}`);
+  return { host: m[1]!.replace(/^\[(.*)\]$/, '$1'), port };
 }

@@ -106,7 +106,8 @@ export async function classicRead(s: TransferSession, args: string[]): Promise<v
       data.setTimeout(s.config.dataTimeoutMs, () => data.destroy(new SdfsError('EUNAVAILABLE', 'the client stopped reading the data connection')));
       // Large writes at full speed: the seed's client counts recv() calls, and loses bytes whenever one
       // returns less than 2048, which a full socket buffer makes rare.
-      const source = createFileReadStream(located, s.dispatcher, { signal: s.signal }, reportBadReplica(s.api));
+      const relocate = (): Promise<BlocksResponse> => s.api<BlocksResponse>('GET', '/fs/blocks', undefined, { path: located.stat.path });
+      const source = createFileReadStream(located, s.dispatcher, { signal: s.signal }, reportBadReplica(s.api), relocate);
       await pipeline(source, data);
     } finally {
       data.destroy();
