@@ -89,8 +89,9 @@ describe('web UI in a real browser', { skip: SKIP }, () => {
   function watch(p: Page): void {
     p.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
     p.on('console', (msg: ConsoleMessage) => {
-      // Chromium logs every failed request; a 409 is the expected answer to an upload over an existing file.
-      if (msg.type() === 'error' && !/status of 409/.test(msg.text())) problems.push(`console: ${msg.text()}`);
+      // Chromium logs every failed request; a 409 is the expected answer to an upload over an existing
+      // file, a 401 to a wrong access key on the login page.
+      if (msg.type() === 'error' && !/status of (409|401)/.test(msg.text())) problems.push(`console: ${msg.text()}`);
     });
   }
 
@@ -465,6 +466,42 @@ describe('web UI in a real browser', { skip: SKIP }, () => {
     await waitFor('under-replicated blocks shown', async () => Number(await page.getByTestId('under-replicated').locator('.tile-value').textContent()) > 0, 20_000);
     assert.equal(await page.getByTestId('missing').locator('.tile-value').textContent(), '0');
     await page.screenshot({ path: join(shots, 'screenshot-cluster.png') });
+  });
+
+  it('asks for an access key when the name server has keys, and shows what a read-only key may do', async () => {
+    const rw = `rw-${randomBytes(12).toString('hex')}`;
+    const ro = `ro-${randomBytes(12).toString('hex')}`;
+    const keys = join(local, 'keys');
+    await writeFile(keys, `rw ${rw}\nro ${ro}\n`);
+    const locked = await Cluster.start({ storages: 1, replication: 1, nameArgs: ['--access-keys-file', keys], clientKey: rw });
+    const ctx = await newContext({ width: 1024, height: 700 });
+    try {
+      await locked.client().writeFile('/inside.txt', 'behind a key\n');
+      const p = await ctx.newPage();
+      await p.goto(`${locked.url}/`);
+      await p.getByRole('heading', { name: 'Log in' }).waitFor();
+      assert.equal(await p.locator('.grid-row').count(), 0, 'files listed before logging in');
+      const field = p.getByLabel('Access key');
+      await field.fill('not-a-key-of-this-cluster');
+      await p.getByRole('button', { name: 'Log in' }).click();
+      await p.getByRole('alert').filter({ hasText: 'not known' }).waitFor();
+      await field.fill(ro);
+      await field.press('Enter');
+      await row(p, 'inside.txt').waitFor();
+      await p.getByText('read-only').waitFor();
+      await p.screenshot({ path: join(shots, 'screenshot-login.png') });
+      // The session is a cookie the page cannot read, and it survives a reload.
+      assert.equal(await p.evaluate(() => document.cookie), '');
+      await p.reload();
+      await row(p, 'inside.txt').waitFor();
+      await p.getByRole('button', { name: 'Log out' }).click();
+      await p.getByRole('heading', { name: 'Log in' }).waitFor();
+      await p.reload();
+      await p.getByRole('heading', { name: 'Log in' }).waitFor();
+    } finally {
+      await ctx.close();
+      await locked.stop();
+    }
   });
 
   async function readAll(path: string): Promise<Buffer> {
