@@ -1,4 +1,4 @@
-import type { Db } from './db.js';
+import type { Db, WalSync } from './db.js';
 
 interface Pending {
   fn: () => unknown;
@@ -7,16 +7,18 @@ interface Pending {
 }
 
 /**
- * Group commit. Every change to the namespace goes through `run`: the changes that arrive while the
- * previous batch is being made durable are applied together, each in its own savepoint (so one that
- * fails does not undo the others), in one transaction with one fsync. A caller's promise settles only
- * after its batch is durable, so an acknowledged change always survives a crash.
+ * Group commit. Every change to the namespace goes through `run`: the changes that arrive in one turn
+ * of the event loop are applied together, each in its own savepoint (so one that fails does not undo
+ * the others), in one transaction; then the WAL is fsynced on the thread pool while the event loop
+ * serves on (and later batches commit, and share the next fsync). A caller's promise settles only
+ * after its batch is durable, so an acknowledged change always survives a crash. Other requests may
+ * see a change a few milliseconds before it is durable, never one that is acknowledged and not.
  */
 export class Committer {
   private queue: Pending[] = [];
   private scheduled = false;
 
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: Db, private readonly wal: WalSync) {}
 
   run<T>(fn: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -49,10 +51,16 @@ export class Committer {
       for (const item of batch) item.reject(error);
       return;
     }
-    batch.forEach((item, i) => {
-      const r = results[i]!;
-      if (r.ok) item.resolve(r.value);
-      else item.reject(r.error);
+    this.wal.sync().then(() => {
+      batch.forEach((item, i) => {
+        const r = results[i]!;
+        if (r.ok) item.resolve(r.value);
+        else item.reject(r.error);
+      });
+    }, (error: unknown) => {
+      // The disk refused to make the batch durable: no caller of it may be told it was.
+      console.error(`name server: fsync of the database log failed: ${(error as Error).message}`);
+      for (const item of batch) item.reject(error);
     });
   }
 }

@@ -7,7 +7,7 @@ import { installErrorHandler, newApp } from '../protocol/http-server.js';
 import type { BlocksResponse, ClusterResponse } from '../protocol/messages.js';
 import { resolvePath } from '../protocol/paths.js';
 import type { NameConfig } from './config.js';
-import { openDb, type Db } from './db.js';
+import { openDb, WalSync, type Db } from './db.js';
 import { BlockMap } from './block-map.js';
 import { Committer } from './committer.js';
 import { startBroadcasting } from './broadcaster.js';
@@ -41,7 +41,8 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
   const db = openDb(config.dataDir);
   const ns = new Namespace(db);
   const storages = new StorageRegistry(db, config.deadAfterMs);
-  const committer = new Committer(db);
+  const wal = new WalSync(db);
+  const committer = new Committer(db, wal);
   const uploads = new Uploads(db, ns, storages, committer, { replication: config.replication, blockSize: config.blockSize },
     (blockId) => issueBlockToken(keys, blockId, 'write', config.blockTokenTtlMs));
   // Its calls to storage servers are signed with the cluster secret.
@@ -115,6 +116,7 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
       await replicator.stop();
       await gc.stop();
       await agent.close();
+      wal.close();
       db.close();
     },
   };
