@@ -82,8 +82,9 @@ export function registerApiRoutes(app: FastifyInstance, s: NameServices): void {
     s.storages.heartbeat(req.body);
     return { heartbeatMs: s.config.heartbeatMs, blockReportMs: s.config.blockReportMs };
   });
-  // A full block list can be large (35 bytes a block): its own body limit.
-  app.post(`${p}/storages/blocks`, { ...ACCESS.cluster, schema: { body: BlockReport }, bodyLimit: 512 * 1024 * 1024 }, async (req: Req<BlockReport>) => {
+  // A full block list can be large (35 bytes a block, at most 10,000,000 ids: 334 MiB): its own body
+  // limit, below what V8 can hold as one string (a body just under 512 MiB crashed the parser).
+  app.post(`${p}/storages/blocks`, { ...ACCESS.cluster, schema: { body: BlockReport }, bodyLimit: 400 * 1024 * 1024 }, async (req: Req<BlockReport>) => {
     if (!s.storages.get(req.body.id)) throw new SdfsError('ENOENT', 'unknown storage server: register first');
     // Blocks younger than two report intervals may have been stored after the list was taken.
     const { id, blocks } = req.body;

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { SdfsError } from './errors.js';
-import type { StorageRef } from './messages.js';
+import { STORAGE_ADDR_PATTERN, type StorageRef } from './messages.js';
+
+const ADDR = new RegExp(STORAGE_ADDR_PATTERN);
 
 /** Block and storage server ids: 128 random bits as 32 lower-case hex digits, safe as file names. */
 export const ID_PATTERN = /^[0-9a-f]{32}$/;
@@ -65,7 +67,7 @@ export function parsePipeline(header: string | undefined): StorageRef[] {
     const at = item.indexOf('@');
     const id = item.slice(0, at);
     const addr = item.slice(at + 1);
-    if (at < 0 || !ID_PATTERN.test(id) || !/^(https:\/\/)?[A-Za-z0-9.\-:[\]]{1,300}$/.test(addr)) {
+    if (at < 0 || !ID_PATTERN.test(id) || !ADDR.test(addr)) {
       throw new SdfsError('EINVAL', 'invalid pipeline header');
     }
     out.push({ id, addr });

@@ -16,6 +16,8 @@ export const MIN_BLOCK_SIZE = 1024;
 export const MAX_BLOCK_SIZE = 1024 * 1024 * 1024;
 const BlockSize = Type.Integer({ minimum: MIN_BLOCK_SIZE, maximum: MAX_BLOCK_SIZE });
 const Sha256 = Type.String({ pattern: '^[0-9a-f]{64}$' });
+/** A storage server's address: `host:port` (HTTP) or `https://host:port`; nothing that could add a path or a query to a URL. */
+export const STORAGE_ADDR_PATTERN = '^(https://)?[A-Za-z0-9.\\-:[\\]]{1,300}$';
 
 export const StorageRef = Type.Object({ id: IdField, addr: Type.String({ maxLength: 300 }) });
 export type StorageRef = Static<typeof StorageRef>;
@@ -199,8 +201,8 @@ export const FsckResponse = Type.Object({ path: Type.String(), files: Type.Array
 export type FsckResponse = Static<typeof FsckResponse>;
 
 export const FetchBlockRequest = Type.Object({
-  /** A storage server that holds the block: `host:port`. */
-  source: Type.String({ minLength: 1, maxLength: 300 }),
+  /** A storage server that holds the block: `host:port` or `https://host:port` (as in the pipeline header). */
+  source: Type.String({ pattern: STORAGE_ADDR_PATTERN }),
   size: Type.Integer({ minimum: 1 }),
   sha256: Sha256,
 });
@@ -219,7 +221,7 @@ export type ClusterResponse = Static<typeof ClusterResponse>;
 export const StorageReport = Type.Object({
   id: IdField,
   /** The address clients and other storage servers use; the name server fills in the host if empty. */
-  host: Type.Optional(Type.String({ maxLength: 255 })),
+  host: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9.\\-:]{0,255}$' })),
   port: Type.Integer({ minimum: 1, maximum: 65535 }),
   capacity: Type.Integer({ minimum: 0 }),
   free: Type.Integer({ minimum: 0 }),

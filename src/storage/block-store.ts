@@ -244,7 +244,11 @@ export class BlockWriter {
 
   /** Appends the trailer, fsyncs, and makes the block visible. */
   async commit(): Promise<BlockMeta> {
-    if (this.size === 0) throw new SdfsError('EINVAL', 'empty block');
+    if (this.size === 0) {
+      // Release the id and the temporary file: a later write of this id must not find it taken.
+      await this.abort();
+      throw new SdfsError('EINVAL', 'empty block');
+    }
     const meta: BlockMeta = {
       v: 1, id: this.id, size: this.size, sha256: this.hash.digest('hex'),
       chunkSize: CHUNK_SIZE, crcs: this.crcs.finish(), created: Date.now(),

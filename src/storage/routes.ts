@@ -46,6 +46,8 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
 
   app.put('/v1/blocks/:id', BLOCK_WRITE, async (req: FastifyRequest<{ Params: { id: string } }>) => {
     const id = validateId(req.params.id);
+    // A body announced too large is refused before a byte of it is read.
+    if (Number(header(req, 'content-length') ?? 0) > maxBlockSize) throw new SdfsError('ETOOBIG', `block larger than ${maxBlockSize} bytes`);
     const pipeline = parsePipeline(header(req, BLOCK_HEADERS.pipeline));
     const writer = await store.createWriter(id, maxBlockSize);
     // The rest of the pipeline is sent the same token (it is valid for this block on any server).
