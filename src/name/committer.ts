@@ -7,28 +7,34 @@ interface Pending {
 }
 
 /**
- * Group commit. Every change to the namespace goes through `run`: the changes that arrive in one turn
- * of the event loop are applied together, each in its own savepoint (so one that fails does not undo
- * the others), in one transaction; then the WAL is fsynced on the thread pool while the event loop
- * serves on (and later batches commit, and share the next fsync). A caller's promise settles only
- * after its batch is durable, so an acknowledged change always survives a crash. Other requests may
- * see a change a few milliseconds before it is durable, never one that is acknowledged and not.
+ * Group commit. Every change to the namespace goes through `run`. The changes queued while the last
+ * batch's fsync runs (on the thread pool, while the event loop serves on) form the next batch: they
+ * are applied together, each in its own savepoint (so one that fails does not undo the others), in
+ * one transaction, made durable by one fsync of the WAL. So a busy server writes few large
+ * transactions, and an idle one commits a change in the turn of the event loop it arrived in. A
+ * caller's promise settles only after its batch is durable, so an acknowledged change always
+ * survives a crash. Other requests may see a change a few milliseconds before it is durable, never
+ * one that is acknowledged and not.
  */
 export class Committer {
   private queue: Pending[] = [];
   private scheduled = false;
+  private syncing = false;
 
   constructor(private readonly db: Db, private readonly wal: WalSync) {}
 
   run<T>(fn: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        // After the I/O of this turn of the event loop, so that concurrent requests join the batch.
-        setImmediate(() => this.flush());
-      }
+      this.schedule();
     });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.syncing || this.queue.length === 0) return;
+    this.scheduled = true;
+    // After the I/O of this turn of the event loop, so that concurrent requests join the batch.
+    setImmediate(() => this.flush());
   }
 
   private flush(): void {
@@ -51,6 +57,7 @@ export class Committer {
       for (const item of batch) item.reject(error);
       return;
     }
+    this.syncing = true;
     this.wal.sync().then(() => {
       batch.forEach((item, i) => {
         const r = results[i]!;
@@ -61,6 +68,9 @@ export class Committer {
       // The disk refused to make the batch durable: no caller of it may be told it was.
       console.error(`name server: fsync of the database log failed: ${(error as Error).message}`);
       for (const item of batch) item.reject(error);
+    }).finally(() => {
+      this.syncing = false;
+      this.schedule();
     });
   }
 }
