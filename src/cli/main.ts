@@ -212,8 +212,22 @@ program.command('storage')
     const given = source !== undefined && source !== 'default';
     let secret: string;
     if (o.secret !== undefined) secret = validateSecret(o.secret, '--secret');
-    else if (o.secretFile !== undefined) secret = await waitForSecretFile(o.secretFile);
-    else throw new SdfsError('EINVAL', 'a storage server needs the cluster secret to join: --secret-file PATH (the name server\'s '
+    else if (o.secretFile !== undefined) {
+      // Stopped (a container's SIGTERM) while it waits for its name server to make the file: exit 0.
+      const stop = new AbortController();
+      const onSignal = (): void => stop.abort();
+      process.once('SIGTERM', onSignal);
+      process.once('SIGINT', onSignal);
+      try {
+        secret = await waitForSecretFile(o.secretFile, stop.signal);
+      } catch (err) {
+        if (stop.signal.aborted) return;
+        throw err;
+      } finally {
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+      }
+    } else throw new SdfsError('EINVAL', 'a storage server needs the cluster secret to join: --secret-file PATH (the name server\'s '
       + '<data-dir>/cluster.secret), SDFS_SECRET_FILE, or SDFS_SECRET');
     await (await servers()).runStorageServer({
       host: o.host, port: o.port, advertiseHost: o.advertiseHost, dataDir: o.dataDir, maxBlockSize: o.maxBlockSize, heartbeatMs: o.heartbeatMs,

@@ -1,5 +1,6 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv4 } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { encodeAnnouncement, type AnnouncedScheme } from '../protocol/announcement.js';
 import type { NameConfig } from './config.js';
 
@@ -21,6 +22,22 @@ export interface BroadcasterOptions {
    * by default the system picks one per route.
    */
   bindAddress?: string;
+}
+
+const LIMITED_BROADCAST = '255.255.255.255';
+
+/** The broadcast address of each IPv4 subnet this host is on (of `only`'s subnet, if given), loopback aside. */
+export function subnetBroadcasts(only?: string): string[] {
+  const out = new Set<string>();
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) {
+      if (a.family !== 'IPv4' || a.internal || (only !== undefined && a.address !== only)) continue;
+      const ip = a.address.split('.').map(Number);
+      const mask = a.netmask.split('.').map(Number);
+      out.add(ip.map((b, i) => (b | (~mask[i]! & 255)) >>> 0).join('.'));
+    }
+  }
+  return [...out];
 }
 
 /**
@@ -62,13 +79,21 @@ export class Broadcaster {
     // The name server's HTTP listener keeps the process alive; this socket never does on its own.
     socket.unref();
     this.socket = socket;
+    const sent = (err: Error | null): void => {
+      if (this.socket !== socket) return; // stopped meanwhile
+      if (err) return this.failed(err);
+      this.sent++;
+      if (this.lastError !== undefined) console.error(`name server: broadcasting to ${this.target()} again`);
+      this.lastError = undefined;
+    };
     const send = (): void => {
       socket.send(datagram, this.opts.port, this.opts.address, (err) => {
-        if (this.socket !== socket) return; // stopped meanwhile
-        if (err) return this.failed(err);
-        this.sent++;
-        if (this.lastError !== undefined) console.error(`name server: broadcasting to ${this.target()} again`);
-        this.lastError = undefined;
+        // With no default route (a container's internal network, say) the limited broadcast has no way
+        // out; each subnet's own broadcast address does.
+        const subnets = (err as NodeJS.ErrnoException | null)?.code === 'ENETUNREACH' && this.opts.address === LIMITED_BROADCAST
+          ? subnetBroadcasts(bindAddress) : [];
+        if (subnets.length === 0) return sent(err);
+        for (const address of subnets) socket.send(datagram, this.opts.port, address, sent);
       });
     };
     send();

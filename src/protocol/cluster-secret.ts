@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { SdfsError } from './errors.js';
 
 /**
@@ -56,7 +57,10 @@ export async function waitForSecretFile(file: string, signal?: AbortSignal): Pro
     }
     if (!said) console.error(`storage server: waiting for the cluster secret file ${file}`);
     said = true;
-    if (signal?.aborted) throw new SdfsError('ECANCELED', 'stopped while waiting for the cluster secret');
-    await new Promise((r) => setTimeout(r, 500));
+    try {
+      await sleep(500, undefined, { signal });
+    } catch {
+      throw new SdfsError('ECANCELED', 'stopped while waiting for the cluster secret');
+    }
   }
 }
