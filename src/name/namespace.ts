@@ -26,6 +26,7 @@ export class Namespace {
   constructor(private readonly db: Db) {
     this.q = {
       child: db.prepare<[number, string], Inode>('SELECT * FROM inodes WHERE parent = ? AND name = ?'),
+      childDir: db.prepare<[number, string], number>("SELECT id FROM inodes WHERE parent = ? AND name = ? AND type = 'dir'").pluck(),
       byId: db.prepare<[number], Inode>('SELECT * FROM inodes WHERE id = ?'),
       children: db.prepare<[number], Inode>('SELECT * FROM inodes WHERE parent = ? ORDER BY name'),
       hasChildren: db.prepare<[number], { one: number }>('SELECT 1 AS one FROM inodes WHERE parent = ? LIMIT 1'),
@@ -50,16 +51,17 @@ export class Namespace {
     };
   }
 
-  /** The inode at a normalized path, or undefined. */
+  /** The inode at a normalized path, or undefined. Only the last component's row is read whole. */
   lookup(absPath: string): Inode | undefined {
-    let node = this.q.byId.get(ROOT_ID)!;
-    for (const name of splitPath(absPath)) {
-      if (node.type !== 'dir') return undefined;
-      const next = this.q.child.get(node.id, name);
-      if (!next) return undefined;
-      node = next;
+    const names = splitPath(absPath);
+    if (names.length === 0) return this.q.byId.get(ROOT_ID);
+    let dir = ROOT_ID;
+    for (let i = 0; i < names.length - 1; i++) {
+      const next = this.q.childDir.get(dir, names[i]!);
+      if (next === undefined) return undefined;
+      dir = next;
     }
-    return node;
+    return this.q.child.get(dir, names[names.length - 1]!);
   }
 
   get(absPath: string): Inode {
