@@ -3,7 +3,7 @@ import { SdfsError } from '../protocol/errors.js';
 import {
   AllocateBlockRequest, API_PREFIX, CompleteBlockRequest, CreateRequest, DeleteRequest, MkdirRequest, MoveRequest,
   BadReplicaReport, BlockReport, CommitRequest, DecommissionRequest, FileStat, ListResponse, OpenUploadRequest, PathQuery, StorageReport,
-  type BlocksResponse, type ClusterResponse, type HeartbeatResponse,
+  BlocksResponse, type ClusterResponse, type HeartbeatResponse,
 } from '../protocol/messages.js';
 import { resolvePath } from '../protocol/paths.js';
 import { ACCESS } from './access.js';
@@ -42,7 +42,8 @@ export function registerApiRoutes(app: FastifyInstance, s: NameServices): void {
     async (req: Req<unknown, PathQuery>) => s.ns.stat(req.query.path));
   app.get(`${p}/fs/list`, { schema: { querystring: PathQuery, response: { 200: ListResponse } } },
     async (req: Req<unknown, PathQuery>) => s.ns.list(req.query.path));
-  app.get(`${p}/fs/blocks`, { schema: { querystring: PathQuery } }, async (req: Req<unknown, PathQuery>) => s.blocksOf(req.query.path));
+  app.get(`${p}/fs/blocks`, { schema: { querystring: PathQuery, response: { 200: BlocksResponse } } },
+    async (req: Req<unknown, PathQuery>) => s.blocksOf(req.query.path));
   // Every change goes through the group committer: answered once it is durable.
   const commit = <T>(fn: () => T): Promise<T> => s.committer.run(fn);
   app.post(`${p}/fs/mkdir`, { schema: { body: MkdirRequest } },

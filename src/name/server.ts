@@ -1,14 +1,14 @@
 import * as fs from 'node:fs/promises';
 import { SdfsError } from '../protocol/errors.js';
-import { clusterDispatcher, deriveKeys, issueBlockToken, type ClusterKeys } from '../protocol/auth.js';
+import { clusterDispatcher, deriveKeys, issueBlockToken } from '../protocol/auth.js';
 import { loadOrCreateSecret } from '../protocol/cluster-secret.js';
 import { addrToUrl, callJson, newAgent } from '../protocol/http.js';
 import { installErrorHandler, newApp } from '../protocol/http-server.js';
-import type { BlocksResponse, ClusterResponse } from '../protocol/messages.js';
-import { resolvePath } from '../protocol/paths.js';
+import type { ClusterResponse } from '../protocol/messages.js';
 import type { NameConfig } from './config.js';
 import { openDb, WalSync, type Db } from './db.js';
 import { BlockMap } from './block-map.js';
+import { BlockLocator } from './block-locator.js';
 import { Committer } from './committer.js';
 import { startBroadcasting } from './broadcaster.js';
 import { GarbageCollector } from './garbage.js';
@@ -16,7 +16,7 @@ import { Health } from './health.js';
 import { attachClassic } from './classic/index.js';
 import { injectApiCaller } from './inject-api.js';
 import { registerContentRoutes } from './content-routes.js';
-import { Namespace, toStat } from './namespace.js';
+import { Namespace } from './namespace.js';
 import { Replicator } from './replicator.js';
 import { registerApiRoutes } from './routes.js';
 import { StorageRegistry } from './storages.js';
@@ -57,6 +57,7 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
   });
   storages.onChange = () => replicator.markDirty();
   uploads.onUnderReplicated = () => replicator.markDirty();
+  const locator = new BlockLocator(db, ns, storages, keys, config.blockTokenTtlMs);
   const health = new Health(db, ns, map, storages, replicator, uploads);
 
   const cluster = (): ClusterResponse => {
@@ -81,7 +82,7 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
   registerWebUi(app);
   registerApiRoutes(app, {
     config, ns, uploads, storages, cluster, map, replicator, health, committer,
-    blocksOf: (path) => blocksOf(db, ns, storages, path, keys, config.blockTokenTtlMs),
+    blocksOf: (path) => locator.locate(path),
     async init() {
       await committer.run(() => wipeNamespace(db));
       uploads.clear();
@@ -122,38 +123,9 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
   };
 }
 
-function blocksOf(db: Db, ns: Namespace, storages: StorageRegistry, path: string, keys: ClusterKeys, tokenTtlMs: number): BlocksResponse {
-  const abs = resolvePath(path);
-  const node = ns.get(abs);
-  if (node.type !== 'file') throw new SdfsError('EISDIR', `is a directory: ${abs}`);
-  const rows = db.prepare<[number], { idx: number; id: string; size: number; sha256: string }>(
-    `SELECT fb.idx, b.id, b.size, b.sha256 FROM file_blocks fb JOIN blocks b ON b.id = fb.block WHERE fb.file = ? ORDER BY fb.idx`).all(node.id);
-  const replicaQuery = db.prepare<[string], { storage: string }>('SELECT storage FROM replicas WHERE block = ?');
-  let offset = 0;
-  const blocks = rows.map((r) => {
-    const replicas = replicaQuery.all(r.id).map(({ storage }) => {
-      const s = storages.get(storage);
-      return { id: storage, addr: s?.addr ?? '', alive: s?.alive ?? false };
-    }).filter((x) => x.addr !== '');
-    // Live replicas first, each group in random order, so that readers spread over them.
-    shuffle(replicas);
-    replicas.sort((a, b) => Number(b.alive) - Number(a.alive));
-    const out = { id: r.id, index: r.idx, offset, size: r.size, sha256: r.sha256, replicas, token: issueBlockToken(keys, r.id, 'read', tokenTtlMs) };
-    offset += r.size;
-    return out;
-  });
-  return { stat: toStat(node, abs), blocks };
-}
 
 /** The shell's `init`: every file and directory goes; the replicas are wiped by the caller. */
 function wipeNamespace(db: Db): void {
   db.exec(`DELETE FROM file_blocks; DELETE FROM replicas; DELETE FROM blocks; DELETE FROM garbage;
     DELETE FROM inodes WHERE id != 1;`);
-}
-
-function shuffle<T>(items: T[]): void {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [items[i], items[j]] = [items[j]!, items[i]!];
-  }
 }
