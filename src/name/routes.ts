@@ -46,13 +46,13 @@ export function registerApiRoutes(app: FastifyInstance, s: NameServices): void {
     async (req: Req<unknown, PathQuery>) => s.blocksOf(req.query.path));
   // Every change goes through the group committer: answered once it is durable.
   const commit = <T>(fn: () => T): Promise<T> => s.committer.run(fn);
-  app.post(`${p}/fs/mkdir`, { schema: { body: MkdirRequest } },
+  app.post(`${p}/fs/mkdir`, { schema: { body: MkdirRequest, response: { 200: FileStat } } },
     async (req: Req<MkdirRequest>) => commit(() => s.ns.mkdir(req.body.path, req.body.parents)));
-  app.post(`${p}/fs/create`, { schema: { body: CreateRequest } },
+  app.post(`${p}/fs/create`, { schema: { body: CreateRequest, response: { 200: FileStat } } },
     async (req: Req<CreateRequest>) => commit(() => s.ns.createEmpty(req.body.path, s.config.replication, s.config.blockSize)));
-  app.post(`${p}/fs/move`, { schema: { body: MoveRequest } },
+  app.post(`${p}/fs/move`, { schema: { body: MoveRequest, response: { 200: FileStat } } },
     async (req: Req<MoveRequest>) => commit(() => s.ns.rename(req.body.from, req.body.to, req.body.overwrite)));
-  app.post(`${p}/fs/copy`, { schema: { body: MoveRequest } },
+  app.post(`${p}/fs/copy`, { schema: { body: MoveRequest, response: { 200: FileStat } } },
     async (req: Req<MoveRequest>) => commit(() => s.ns.copy(req.body.from, req.body.to, req.body.overwrite)));
   app.post(`${p}/fs/delete`, { schema: { body: DeleteRequest } }, async (req: Req<DeleteRequest>) => {
     await commit(() => s.ns.remove(req.body.path, req.body.recursive));
