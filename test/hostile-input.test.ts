@@ -254,12 +254,24 @@ describe('hostile input', () => {
       s.write('POST /api/v1/fs/mkdir HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n');
       const piece = Buffer.alloc(64 * 1024, 0x20);
       for (let i = 0; i < 20 && !s.destroyed; i++) s.write(`${piece.length.toString(16)}\r\n${piece}\r\n`);
-      await waitFor('an answer to the endless body', () => Buffer.concat(chunks).includes('\r\n\r\n'));
-      const res = parseRawResponse(Buffer.concat(chunks));
-      assert.ok(res);
-      assert.equal(res.status, 413);
-      assert.equal(assertSdfsError(res, 'chunked', [413, 413]), 'ETOOBIG');
+      // And more, slowly, as an endless body would, until the server answers or closes (12.8 MiB at most).
+      let more = 180;
+      const feeder = setInterval(() => {
+        if (closed || s.destroyed || more-- <= 0 || Buffer.concat(chunks).includes('\r\n\r\n')) return clearInterval(feeder);
+        s.write(`${piece.length.toString(16)}\r\n${piece}\r\n`);
+      }, 20);
+      // The server answers 413 and closes with our unread bytes still coming: the kernel may then reset
+      // the connection, and a reset can drop the answer before this side reads it. Either way the body
+      // was refused and the connection closed, which is what matters; an answer, when read, must be 413.
+      await waitFor('an answer to the endless body, or the connection closed', () => closed || Buffer.concat(chunks).includes('\r\n\r\n'));
+      if (Buffer.concat(chunks).includes('\r\n\r\n')) {
+        const res = parseRawResponse(Buffer.concat(chunks));
+        assert.ok(res);
+        assert.equal(res.status, 413);
+        assert.equal(assertSdfsError(res, 'chunked', [413, 413]), 'ETOOBIG');
+      }
       await waitFor('the connection closed by the server', () => closed);
+      clearInterval(feeder);
       s.destroy();
     });
 
