@@ -489,6 +489,11 @@ describe('web UI in a real browser', { skip: SKIP }, () => {
       await field.press('Enter');
       await row(p, 'inside.txt').waitFor();
       await p.getByText('read-only').waitFor();
+      // A read-only key sees no button that would change anything.
+      assert.equal(await p.getByRole('button', { name: 'Upload' }).count(), 0);
+      assert.equal(await p.getByRole('button', { name: 'New folder' }).count(), 0);
+      assert.equal(await p.getByRole('button', { name: 'Delete inside.txt' }).count(), 0);
+      assert.equal(await p.getByRole('link', { name: 'Download inside.txt' }).count(), 1);
       await p.screenshot({ path: join(shots, 'screenshot-login.png') });
       // The session is a cookie the page cannot read, and it survives a reload.
       assert.equal(await p.evaluate(() => document.cookie), '');

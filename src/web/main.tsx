@@ -45,7 +45,7 @@ function App(): JSX.Element {
       <main id="main" tabIndex={-1}>
         {session === undefined ? <p class="loading">Loading…</p>
           : needsLogin ? <LoginPage onLogin={setSession} />
-          : route.page === 'files' ? <FileBrowser path={route.path} />
+          : route.page === 'files' ? <FileBrowser path={route.path} readOnly={session.role === 'ro'} />
           : route.page === 'cluster' ? <ClusterPage />
           : (
             <section class="notice">

@@ -28,7 +28,7 @@ export function sortEntries(entries: FileStat[], sort: Sort): FileStat[] {
 }
 
 /** The file browser: one directory, its entries, and everything that can be done to them. */
-export function FileBrowser({ path }: { path: string }): JSX.Element {
+export function FileBrowser({ path, readOnly = false }: { path: string; readOnly?: boolean }): JSX.Element {
   const [listing, setListing] = useState<ListResponse>();
   const [error, setError] = useState<ApiError>();
   const [reloads, setReloads] = useState(0);
@@ -103,6 +103,7 @@ export function FileBrowser({ path }: { path: string }): JSX.Element {
   function addFiles(files: Iterable<File>): void {
     const list = [...files];
     if (list.length === 0) return;
+    if (readOnly) return notify('This access key is read-only: it cannot upload.', 'error');
     uploads.add(path, list);
   }
 
@@ -161,18 +162,22 @@ export function FileBrowser({ path }: { path: string }): JSX.Element {
               <Icon name="up" /><span class="button-label">Up</span>
             </Link>
           )}
-          <button type="button" class="button button-primary" onClick={() => fileInput.current?.click()}>
-            <Icon name="upload" /><span class="button-label">Upload</span>
-          </button>
+          {!readOnly && (
+            <button type="button" class="button button-primary" onClick={() => fileInput.current?.click()}>
+              <Icon name="upload" /><span class="button-label">Upload</span>
+            </button>
+          )}
           <input ref={fileInput} type="file" multiple class="visually-hidden" tabIndex={-1} aria-hidden="true" data-testid="upload-input"
             onChange={(e) => {
               const input = e.currentTarget;
               addFiles(input.files ?? []);
               input.value = '';
             }} />
-          <button type="button" class="button" onClick={() => setDialog({ kind: 'mkdir' })}>
-            <Icon name="newFolder" /><span class="button-label">New folder</span>
-          </button>
+          {!readOnly && (
+            <button type="button" class="button" onClick={() => setDialog({ kind: 'mkdir' })}>
+              <Icon name="newFolder" /><span class="button-label">New folder</span>
+            </button>
+          )}
           <button type="button" class="button" onClick={reload} aria-label="Refresh" title="Refresh">
             <Icon name="refresh" />
           </button>
@@ -198,6 +203,7 @@ export function FileBrowser({ path }: { path: string }): JSX.Element {
             focusName={focusName} onFocused={() => setFocusName(undefined)}
             onRename={(entry) => setDialog({ kind: 'rename', entry })}
             onDelete={(entry) => setDialog({ kind: 'delete', entry })}
+            readOnly={readOnly}
             onDetails={(entry) => setDialog({ kind: 'details', entry })} />
         </>
       )}

@@ -18,6 +18,8 @@ export interface FileListProps {
   onRename(entry: FileStat): void;
   onDelete(entry: FileStat): void;
   onDetails(entry: FileStat): void;
+  /** A read-only session: no rename or delete buttons or keys. */
+  readOnly?: boolean;
   /** The row to focus once the list shows (a name), or '' for the first row; undefined: leave focus alone. */
   focusName?: string;
   /** Called once the row asked for by `focusName` has focus. */
@@ -111,6 +113,8 @@ export function FileList(props: FileListProps): JSX.Element {
     } else if (onRow && (e.key === 'Enter' || e.key === ' ')) {
       e.preventDefault();
       props.onOpen(entry);
+    } else if (props.readOnly) {
+      // Nothing to change with a read-only key.
     } else if (e.key === 'F2') {
       e.preventDefault();
       props.onRename(entry);
@@ -187,12 +191,16 @@ function Row({ index, entry, active, props, onPointerDown }: {
             <Icon name="info" />
           </button>
         )}
-        <button type="button" class="icon-button" tabIndex={tab} aria-label={`Rename or move ${entry.name}`} title="Rename or move (F2)" onClick={() => props.onRename(entry)}>
-          <Icon name="rename" />
-        </button>
-        <button type="button" class="icon-button danger" tabIndex={tab} aria-label={`Delete ${entry.name}`} title="Delete (Del)" onClick={() => props.onDelete(entry)}>
-          <Icon name="trash" />
-        </button>
+        {!props.readOnly && (
+          <button type="button" class="icon-button" tabIndex={tab} aria-label={`Rename or move ${entry.name}`} title="Rename or move (F2)" onClick={() => props.onRename(entry)}>
+            <Icon name="rename" />
+          </button>
+        )}
+        {!props.readOnly && (
+          <button type="button" class="icon-button danger" tabIndex={tab} aria-label={`Delete ${entry.name}`} title="Delete (Del)" onClick={() => props.onDelete(entry)}>
+            <Icon name="trash" />
+          </button>
+        )}
       </div>
     </div>
   );
