@@ -22,6 +22,7 @@ import { Broadcaster } from '../src/name/broadcaster.js';
 import {
   ANNOUNCEMENT_TYPE, decodeAnnouncement, encodeAnnouncement, MAX_ANNOUNCEMENT_BYTES,
 } from '../src/protocol/announcement.js';
+import { deriveKeys, signAnnouncement } from '../src/protocol/auth.js';
 import { SdfsError } from '../src/protocol/errors.js';
 import { Discovery, type DiscoveredNameServer } from '../src/storage/discovery.js';
 import { CLI, waitFor } from './helpers/cluster.js';
@@ -106,6 +107,40 @@ describe('Broadcaster and Discovery on loopback', () => {
         assert.throws(() => discovery.port);
         await waitFor('a few more announcements', () => real.sentCount >= 3, 5000);
         assert.equal(calls, 1);
+      } finally {
+        await real.stop();
+      }
+    } finally {
+      sender.close();
+      await discovery.stop();
+    }
+  });
+
+  it('with the cluster secret, only recent announcements signed with it are followed', async () => {
+    const keys = deriveKeys('the-secret-of-this-test-cluster');
+    const other = deriveKeys('the-secret-of-someone-else');
+    let found: DiscoveredNameServer | undefined;
+    const discovery = new Discovery({ cluster: 'sdfs', port: 0, host: '127.0.0.1', keys, onFound: (f) => { found = f; } });
+    const sender = createSocket('udp4');
+    try {
+      await discovery.start();
+      const port = discovery.port;
+      const a = { cluster: 'sdfs', scheme: 'http' as const, port: 9999 };
+      const forged = [
+        encodeAnnouncement(a), // unsigned
+        encodeAnnouncement(a, (f, ts) => signAnnouncement(other, f, ts)), // another secret
+        encodeAnnouncement(a, (f, ts) => signAnnouncement(keys, f, ts), Date.now() - 10 * 60_000), // an old one sent again
+        // A signed announcement with its port changed.
+        Buffer.from(encodeAnnouncement(a, (f, ts) => signAnnouncement(keys, f, ts)).toString().replace('9999', '9998')),
+      ];
+      for (const buf of forged) await new Promise<void>((ok, fail) => sender.send(buf, port, '127.0.0.1', (e) => (e ? fail(e) : ok())));
+      await waitFor('every forged announcement to be ignored', () => discovery.ignored === forged.length, 5000);
+      assert.equal(found, undefined);
+      const real = new Broadcaster({ cluster: 'sdfs', httpPort: 4321, scheme: 'http', address: '127.0.0.1', port, intervalMs: 50, keys });
+      await real.start();
+      try {
+        const f = await waitFor('the real name server to be found', () => found, 5000);
+        assert.equal(f.url, 'http://127.0.0.1:4321');
       } finally {
         await real.stop();
       }

@@ -2,6 +2,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { isIPv4 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { encodeAnnouncement, type AnnouncedScheme } from '../protocol/announcement.js';
+import { signAnnouncement, type ClusterKeys } from '../protocol/auth.js';
 import type { NameConfig } from './config.js';
 
 export interface BroadcasterOptions {
@@ -17,6 +18,8 @@ export interface BroadcasterOptions {
   port: number;
   /** Interval between two announcements, ms. */
   intervalMs: number;
+  /** The cluster's keys: each announcement carries its time and a signature (storage servers with the secret check it). */
+  keys?: ClusterKeys;
   /**
    * Local IPv4 address to send from, so that receivers see it as the source and connect to it;
    * by default the system picks one per route.
@@ -61,7 +64,10 @@ export class Broadcaster {
 
   async start(): Promise<void> {
     if (this.socket) return;
-    const datagram = encodeAnnouncement({ cluster: this.opts.cluster, scheme: this.opts.scheme, port: this.opts.httpPort });
+    const keys = this.opts.keys;
+    const sign = keys ? (fields: string, ts: number): string => signAnnouncement(keys, fields, ts) : undefined;
+    const announcement = { cluster: this.opts.cluster, scheme: this.opts.scheme, port: this.opts.httpPort };
+    encodeAnnouncement(announcement); // fails here, at start, if the announcement is invalid
     const socket = createSocket({ type: 'udp4' });
     const bindAddress = this.opts.bindAddress !== undefined && isIPv4(this.opts.bindAddress) ? this.opts.bindAddress : undefined;
     await new Promise<void>((ok, fail) => {
@@ -87,6 +93,8 @@ export class Broadcaster {
       this.lastError = undefined;
     };
     const send = (): void => {
+      // Made anew each time: a signed announcement carries its time.
+      const datagram = encodeAnnouncement(announcement, sign);
       socket.send(datagram, this.opts.port, this.opts.address, (err) => {
         // With no default route (a container's internal network, say) the limited broadcast has no way
         // out; each subnet's own broadcast address does.
@@ -128,6 +136,7 @@ export class Broadcaster {
 export async function startBroadcasting(
   config: Pick<NameConfig, 'host' | 'cluster' | 'broadcast' | 'broadcastAddress' | 'discoveryPort' | 'broadcastIntervalMs' | 'tls'>,
   httpPort: number,
+  keys: ClusterKeys,
 ): Promise<Broadcaster | undefined> {
   if (!config.broadcast) return undefined;
   if (isLoopback(config.host)) {
@@ -135,7 +144,7 @@ export async function startBroadcasting(
     return undefined;
   }
   const b = new Broadcaster({
-    cluster: config.cluster, httpPort, scheme: config.tls ? 'https' : 'http', address: config.broadcastAddress, port: config.discoveryPort,
+    cluster: config.cluster, httpPort, scheme: config.tls ? 'https' : 'http', address: config.broadcastAddress, port: config.discoveryPort, keys,
     intervalMs: config.broadcastIntervalMs, bindAddress: config.host === '0.0.0.0' ? undefined : config.host,
   });
   try {

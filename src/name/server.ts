@@ -104,7 +104,7 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
   const port = typeof address === 'object' && address ? address.port : config.port;
   gc.start();
   replicator.start();
-  const broadcaster = await startBroadcasting(config, port);
+  const broadcaster = await startBroadcasting(config, port, keys);
 
   return {
     port,

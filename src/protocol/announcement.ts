@@ -37,6 +37,20 @@ export interface Announcement {
   port: number;
 }
 
+/** What an announcement's signature covers (its time aside): its cluster, scheme and port. */
+export function announcedFields(a: Announcement): string {
+  return `${a.cluster}\n${a.scheme}\n${a.port}`;
+}
+
+/**
+ * An announcement as received: with the time (`ts`, unix seconds) and signature (`sig`) that a name
+ * server holding the cluster secret adds, when there are (checked by the receiver, which has the keys).
+ */
+export interface ReceivedAnnouncement extends Announcement {
+  ts?: unknown;
+  sig?: unknown;
+}
+
 export function validateClusterName(name: string): string {
   if (!CLUSTER_NAME_PATTERN.test(name)) {
     throw new SdfsError('EINVAL', `invalid cluster name ${JSON.stringify(name.slice(0, 80))}: 1-64 letters, digits, '.', '_' or '-'`);
@@ -44,17 +58,26 @@ export function validateClusterName(name: string): string {
   return name;
 }
 
-export function encodeAnnouncement(a: Announcement): Buffer {
+/** `sign`, given, adds the time and a signature of the cluster secret (see protocol/auth.ts). */
+export function encodeAnnouncement(a: Announcement, sign?: (fields: string, ts: number) => string, nowMs = Date.now()): Buffer {
   validateClusterName(a.cluster);
   if (!isPort(a.port)) throw new SdfsError('EINVAL', `invalid port in announcement: ${a.port}`);
   if (a.scheme !== 'http' && a.scheme !== 'https') throw new SdfsError('EINVAL', `invalid scheme in announcement: ${String(a.scheme)}`);
-  const buf = Buffer.from(JSON.stringify({ type: ANNOUNCEMENT_TYPE, version: ANNOUNCEMENT_VERSION, cluster: a.cluster, scheme: a.scheme, port: a.port }));
+  const ts = Math.floor(nowMs / 1000);
+  const signed = sign ? { ts, sig: sign(announcedFields(a), ts) } : {};
+  const buf = Buffer.from(JSON.stringify({ type: ANNOUNCEMENT_TYPE, version: ANNOUNCEMENT_VERSION, cluster: a.cluster, scheme: a.scheme, port: a.port, ...signed }));
   if (buf.length > MAX_ANNOUNCEMENT_BYTES) throw new SdfsError('ETOOBIG', 'announcement too large');
   return buf;
 }
 
 /** Reads a datagram from the network; anything but a valid version-1 announcement throws EPROTO. */
 export function decodeAnnouncement(datagram: Uint8Array): Announcement {
+  const { cluster, scheme, port } = decodeReceived(datagram);
+  return { cluster, scheme, port };
+}
+
+/** As decodeAnnouncement, with the time and signature if the datagram has them (unchecked). */
+export function decodeReceived(datagram: Uint8Array): ReceivedAnnouncement {
   if (datagram.length > MAX_ANNOUNCEMENT_BYTES) throw new SdfsError('EPROTO', `datagram too large (${datagram.length} bytes)`);
   let value: unknown;
   try {
@@ -69,7 +92,7 @@ export function decodeAnnouncement(datagram: Uint8Array): Announcement {
   if (typeof m.cluster !== 'string' || !CLUSTER_NAME_PATTERN.test(m.cluster)) throw new SdfsError('EPROTO', 'invalid cluster name');
   if (m.scheme !== 'http' && m.scheme !== 'https') throw new SdfsError('EPROTO', 'invalid scheme');
   if (!isPort(m.port)) throw new SdfsError('EPROTO', 'invalid port');
-  return { cluster: m.cluster, scheme: m.scheme, port: m.port };
+  return { cluster: m.cluster, scheme: m.scheme, port: m.port, ts: m.ts, sig: m.sig };
 }
 
 function isPort(p: unknown): p is number {

@@ -13,6 +13,7 @@ export interface ClusterKeys {
   readonly request: Buffer;
   readonly blockToken: Buffer;
   readonly session: Buffer;
+  readonly announcement: Buffer;
 }
 
 export const AUTH_HEADERS = {
@@ -24,7 +25,7 @@ export const AUTH_HEADERS = {
 
 export function deriveKeys(secret: string): ClusterKeys {
   const key = (info: string): Buffer => Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), 'sdfs', info, 32));
-  return { request: key('cluster request'), blockToken: key('block token'), session: key('web session') };
+  return { request: key('cluster request'), blockToken: key('block token'), session: key('web session'), announcement: key('lan announcement') };
 }
 
 /** How far a signed request's time may be from the receiver's clock (clocks of a LAN's machines drift). */
@@ -72,6 +73,21 @@ export function checkBlockToken(keys: ClusterKeys, token: string | undefined, bl
   const exp = Number(m[2]);
   if (!sameMac(m[3]!, mac(keys.blockToken, `${op}\n${blockId}\n${exp}`))) throw new SdfsError('EACCES', `the block token is not valid for block ${blockId}`);
   if (nowMs / 1000 > exp) throw new SdfsError('EACCES', 'the block token has expired');
+}
+
+/** How old a LAN announcement may be: a copy sent again later by someone else is refused after this. */
+const ANNOUNCEMENT_SKEW_S = 60;
+
+/** The signature of a LAN announcement's fields at time `ts` (unix seconds). */
+export function signAnnouncement(keys: ClusterKeys, fields: string, ts: number): string {
+  return mac(keys.announcement, `${fields}\n${ts}`);
+}
+
+/** Whether a LAN announcement's signature is the cluster's, and recent. */
+export function verifyAnnouncement(keys: ClusterKeys, fields: string, ts: unknown, sig: unknown, nowMs = Date.now()): boolean {
+  if (typeof ts !== 'number' || !Number.isSafeInteger(ts) || typeof sig !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(sig)) return false;
+  if (Math.abs(nowMs / 1000 - ts) > ANNOUNCEMENT_SKEW_S) return false;
+  return sameMac(sig, mac(keys.announcement, `${fields}\n${ts}`));
 }
 
 /** A web session: the role an access key gave, until a time, signed so that the cookie cannot be forged. */

@@ -1,6 +1,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { SdfsError } from '../protocol/errors.js';
-import { decodeAnnouncement, MAX_ANNOUNCEMENT_BYTES } from '../protocol/announcement.js';
+import { announcedFields, decodeReceived, MAX_ANNOUNCEMENT_BYTES } from '../protocol/announcement.js';
+import { verifyAnnouncement, type ClusterKeys } from '../protocol/auth.js';
 
 export interface DiscoveryOptions {
   /** Only name servers announcing this cluster are joined. */
@@ -11,6 +12,8 @@ export interface DiscoveryOptions {
   host?: string;
   /** Called once, with the first name server of the cluster heard; never after stop(). */
   onFound(found: DiscoveredNameServer): void;
+  /** The cluster's keys: only announcements signed with the cluster secret, and recent, are followed. */
+  keys?: ClusterKeys;
 }
 
 export interface DiscoveredNameServer {
@@ -83,9 +86,11 @@ export class Discovery {
     if (msg.length > MAX_ANNOUNCEMENT_BYTES) return this.ignore(`datagram too large (${msg.length} bytes)`, rinfo);
     let cluster: string;
     let url: string;
+    let signed: boolean;
     try {
-      const a = decodeAnnouncement(msg);
+      const a = decodeReceived(msg);
       cluster = a.cluster;
+      signed = this.opts.keys === undefined || verifyAnnouncement(this.opts.keys, announcedFields(a), a.ts, a.sig);
       const host = rinfo.family === 'IPv6' ? `[${rinfo.address}]` : rinfo.address;
       url = `${a.scheme}://${host}:${a.port}`;
     } catch (err) {
@@ -99,6 +104,8 @@ export class Discovery {
       }
       return;
     }
+    // Someone else announcing itself for this cluster, or an old announcement sent again.
+    if (!signed) return this.ignore('announcement not signed with this cluster\'s secret, or too old', rinfo);
     this.done = true;
     void this.stop();
     this.opts.onFound({ url, cluster, from: rinfo.address });

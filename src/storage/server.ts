@@ -57,7 +57,7 @@ export async function startStorageServer(config: StorageConfig): Promise<Running
   if (config.nameServer !== undefined) join(config.nameServer);
   else {
     discovery = new Discovery({
-      cluster: config.cluster, port: config.discoveryPort,
+      cluster: config.cluster, port: config.discoveryPort, keys,
       onFound(found) {
         console.log(JSON.stringify({ event: 'discovered', cluster: found.cluster, nameServer: found.url, from: found.from }));
         join(found.url);
