@@ -118,12 +118,9 @@ export function openDb(dataDir: string): Db {
  * and recovery replays every frame up to the last valid commit, so once the file's data is on disk,
  * so is every transaction committed before the call. SQLite syncs the WAL itself before a checkpoint
  * copies it into the database, and resets it in place (same file), so one descriptor serves for good.
- * Calls made while one is running share the next one.
  */
 export class WalSync {
   private readonly fd: number;
-  private running = false;
-  private waiting: { resolve: () => void; reject: (e: unknown) => void }[] = [];
 
   constructor(db: Db) {
     // The WAL file exists once the database has been read in WAL mode.
@@ -138,25 +135,9 @@ export class WalSync {
     }
   }
 
+  /** The committer calls it once per batch, one at a time (batches that commit meanwhile wait for the next). */
   sync(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.waiting.push({ resolve, reject });
-      if (!this.running) this.start();
-    });
-  }
-
-  private start(): void {
-    const group = this.waiting;
-    this.waiting = [];
-    this.running = true;
-    fdatasync(this.fd, (err) => {
-      this.running = false;
-      for (const w of group) {
-        if (err) w.reject(err);
-        else w.resolve();
-      }
-      if (this.waiting.length > 0) this.start();
-    });
+    return new Promise((resolve, reject) => fdatasync(this.fd, (err) => (err ? reject(err) : resolve())));
   }
 
   close(): void {

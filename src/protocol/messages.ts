@@ -50,11 +50,16 @@ export type BlockLocation = Static<typeof BlockLocation>;
 export const PathQuery = Type.Object({ path: PathField });
 export type PathQuery = Static<typeof PathQuery>;
 
-export const ContentQuery = Type.Object({
+/** What a new file may ask for, wherever it is written from (an upload, the content route). */
+const NewFileFields = {
   path: PathField,
   overwrite: Type.Optional(Type.Boolean()),
   replication: Type.Optional(Replication),
   blockSize: Type.Optional(BlockSize),
+};
+
+export const ContentQuery = Type.Object({
+  ...NewFileFields,
   /** Serve for display in a browser rather than as a download. */
   inline: Type.Optional(Type.Boolean()),
 });
@@ -79,10 +84,7 @@ export const BlocksResponse = Type.Object({ stat: FileStat, blocks: Type.Array(B
 export type BlocksResponse = Static<typeof BlocksResponse>;
 
 export const OpenUploadRequest = Type.Object({
-  path: PathField,
-  overwrite: Type.Optional(Type.Boolean()),
-  replication: Type.Optional(Replication),
-  blockSize: Type.Optional(BlockSize),
+  ...NewFileFields,
   /** Place the first block too, saving a call (its targets come back as `first`). */
   allocate: Type.Optional(Type.Boolean()),
 });
