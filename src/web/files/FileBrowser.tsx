@@ -33,7 +33,11 @@ export function FileBrowser({ path, readOnly = false }: { path: string; readOnly
   const [error, setError] = useState<ApiError>();
   const [reloads, setReloads] = useState(0);
   const [sort, setSort] = useState<Sort>({ key: 'name', dir: 1 });
-  const [dialog, setDialog] = useState<Dialog>();
+  const [dialog, setDialog] = useState<Dialog & { seq: number }>();
+  // Each opening is a dialog of its own (its key): a Delete pressed again before the closing of the
+  // last one has been drawn must open a new dialog, not find the closed one still mounted.
+  const opened = useRef(0);
+  const openDialog = (d: Dialog): void => setDialog({ ...d, seq: ++opened.current });
   const [focusName, setFocusName] = useState<string>();
   // The row to focus once the next listing arrives (after a rename, a new folder, entering a folder).
   const pendingFocus = useRef<string | undefined>(undefined);
@@ -91,7 +95,7 @@ export function FileBrowser({ path, readOnly = false }: { path: string; readOnly
     if (entry.type === 'dir') {
       pendingFocus.current = '';
       navigate(filesHref(entry.path));
-    } else setDialog({ kind: 'details', entry });
+    } else openDialog({ kind: 'details', entry });
   }
 
   function goUp(): void {
@@ -174,7 +178,7 @@ export function FileBrowser({ path, readOnly = false }: { path: string; readOnly
               input.value = '';
             }} />
           {!readOnly && (
-            <button type="button" class="button" onClick={() => setDialog({ kind: 'mkdir' })}>
+            <button type="button" class="button" onClick={() => openDialog({ kind: 'mkdir' })}>
               <Icon name="newFolder" /><span class="button-label">New folder</span>
             </button>
           )}
@@ -201,23 +205,23 @@ export function FileBrowser({ path, readOnly = false }: { path: string; readOnly
           </p>
           <FileList key={path} dir={path} entries={entries} sort={sort} onSort={onSort} onOpen={open}
             focusName={focusName} onFocused={() => setFocusName(undefined)}
-            onRename={(entry) => setDialog({ kind: 'rename', entry })}
-            onDelete={(entry) => setDialog({ kind: 'delete', entry })}
+            onRename={(entry) => openDialog({ kind: 'rename', entry })}
+            onDelete={(entry) => openDialog({ kind: 'delete', entry })}
             readOnly={readOnly}
-            onDetails={(entry) => setDialog({ kind: 'details', entry })} />
+            onDetails={(entry) => openDialog({ kind: 'details', entry })} />
         </>
       )}
       <div class="drop-hint" aria-hidden="true">Drop files to upload them to {path}</div>
 
       {dialog?.kind === 'mkdir' && (
-        <NewFolderDialog dir={path} onClose={() => setDialog(undefined)} onDone={(name) => {
+        <NewFolderDialog key={dialog.seq} dir={path} onClose={() => setDialog(undefined)} onDone={(name) => {
           pendingFocus.current = name;
           reload();
           notify(`Created folder ${name}`);
         }} />
       )}
       {dialog?.kind === 'rename' && (
-        <RenameDialog dir={path} entry={dialog.entry} onClose={() => setDialog(undefined)} onDone={(to) => {
+        <RenameDialog key={dialog.seq} dir={path} entry={dialog.entry} onClose={() => setDialog(undefined)} onDone={(to) => {
           const here = parentOf(to) === path;
           pendingFocus.current = here ? baseName(to) : nextTo(entries, dialog.entry);
           reload();
@@ -225,13 +229,13 @@ export function FileBrowser({ path, readOnly = false }: { path: string; readOnly
         }} />
       )}
       {dialog?.kind === 'delete' && (
-        <DeleteDialog entry={dialog.entry} onClose={() => setDialog(undefined)} onDone={() => {
+        <DeleteDialog key={dialog.seq} entry={dialog.entry} onClose={() => setDialog(undefined)} onDone={() => {
           pendingFocus.current = nextTo(entries, dialog.entry);
           reload();
           notify(`Deleted ${dialog.entry.name}`);
         }} />
       )}
-      {dialog?.kind === 'details' && <DetailsDialog entry={dialog.entry} onClose={() => setDialog(undefined)} />}
+      {dialog?.kind === 'details' && <DetailsDialog key={dialog.seq} entry={dialog.entry} onClose={() => setDialog(undefined)} />}
     </section>
   );
 }
