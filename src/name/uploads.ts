@@ -98,7 +98,8 @@ export class Uploads {
   async allocate(uploadId: string, index: number, exclude: string[] = []): Promise<AllocateBlockResponse> {
     const up = this.get(uploadId);
     if (index > up.blocks.length) throw new SdfsError('EINVAL', `block ${index} allocated before block ${up.blocks.length}`);
-    if (index < up.blocks.length - 1) throw new SdfsError('EINVAL', `block ${index} is already stored; only the last may be sent again`);
+    // A writer may send the next block while this one is being stored, so any block not yet stored may be placed again.
+    if (up.blocks[index]?.stored) throw new SdfsError('EINVAL', `block ${index} is already stored`);
     const previous = up.blocks[index];
     const alloc = this.place(up, index, exclude);
     // A block sent again: whatever the first attempt left on its targets is garbage.

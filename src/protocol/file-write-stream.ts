@@ -10,6 +10,7 @@ const RETRY_BUFFER_LIMIT = 64 * 1024 * 1024;
 const MAX_BLOCK_ATTEMPTS = 3;
 
 interface CurrentBlock {
+  index: number;
   alloc: AllocateBlockResponse;
   sender: BlockSender;
   /** The block's bytes so far, for a retry (empty if the block is too large to keep). */
@@ -55,6 +56,12 @@ export class FileWriteStream extends Writable {
   /** Storage servers that failed this file's writes; not asked again for its later blocks. */
   private readonly avoid = new Set<string>();
   private blockIndex = 0;
+  /**
+   * The previous block, sent and waiting for its replicas' fsync, while the next one is sent: the
+   * disks sync one block as the network carries the next. Never more than one.
+   */
+  private storing: { block: CurrentBlock; done: Promise<void> } | undefined;
+  private storeError: unknown;
   private committed = false;
   /** Block 0's placement, made when the upload was opened; used by the first block. */
   private firstAllocation: AllocateBlockResponse | undefined;
@@ -90,6 +97,7 @@ export class FileWriteStream extends Writable {
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
     this.block?.sender.abort();
+    this.storing?.block.sender.abort();
     if (this.upload && !this.committed) {
       this.api('DELETE', `/uploads/${this.upload.uploadId}`).catch(() => {}).finally(() => callback(err));
     } else callback(err);
@@ -99,8 +107,9 @@ export class FileWriteStream extends Writable {
     const blockSize = this.upload!.blockSize;
     let off = 0;
     while (off < chunk.length) {
+      if (this.storeError !== undefined) throw this.storeError;
       // A full block is ended only when more bytes come: if none do, the commit records it (one call less).
-      if (this.block && this.block.size === blockSize) await this.finishBlock();
+      if (this.block && this.block.size === blockSize) await this.endBlock();
       const current = this.block ?? (await this.startBlock());
       const take = Math.min(blockSize - current.size, chunk.length - off);
       const piece = chunk.subarray(off, off + take);
@@ -112,17 +121,31 @@ export class FileWriteStream extends Writable {
   }
 
   private async startBlock(): Promise<CurrentBlock> {
-    const alloc = await this.allocate();
-    this.block = { alloc, sender: this.send(alloc), kept: [], size: 0 };
+    const index = this.blockIndex++;
+    const alloc = await this.allocate(index);
+    this.block = { index, alloc, sender: this.send(alloc), kept: [], size: 0 };
     return this.block;
   }
 
-  private async allocate(): Promise<AllocateBlockResponse> {
+  /** Hands the full current block over to be stored, once the one before it is. */
+  private async endBlock(): Promise<void> {
+    // The block stays current while it waits, so that a destroy meanwhile aborts its upload.
+    await this.storing?.done;
+    if (this.storeError !== undefined) throw this.storeError;
+    const block = this.block!;
+    this.block = undefined;
+    const done = this.finishBlock(block).then(() => undefined, (err: unknown) => {
+      this.storeError = err;
+    });
+    this.storing = { block, done };
+  }
+
+  private async allocate(index: number): Promise<AllocateBlockResponse> {
     const first = this.firstAllocation;
     this.firstAllocation = undefined;
-    if (first && this.blockIndex === 0 && this.avoid.size === 0) return first;
+    if (first && index === 0 && this.avoid.size === 0) return first;
     return this.api<AllocateBlockResponse>('POST', `/uploads/${this.upload!.uploadId}/blocks`, {
-      index: this.blockIndex, exclude: [...this.avoid],
+      index, exclude: [...this.avoid],
     });
   }
 
@@ -138,20 +161,19 @@ export class FileWriteStream extends Writable {
    * for the rest of the file); otherwise a block stored on fewer servers than asked is kept, and an
    * unstored one fails the write.
    */
-  private async finishBlock(last = false): Promise<CompleteBlockRequest | undefined> {
-    const current = this.block!;
-    this.block = undefined;
+  private async finishBlock(current: CurrentBlock, last = false): Promise<CompleteBlockRequest | undefined> {
     let { alloc, sender } = current;
     let result = await sender.finish();
     for (let attempt = 1; attempt < MAX_BLOCK_ATTEMPTS && current.kept.length > 0 && incomplete(alloc, result); attempt++) {
       for (const id of failedIds(alloc, result)) this.avoid.add(id);
       try {
-        alloc = await this.allocate();
+        alloc = await this.allocate(current.index);
       } catch (err) {
         if (result.reply) break; // no other server to try: keep the replicas that were stored
         throw err;
       }
       sender = this.send(alloc);
+      current.sender = sender;
       for (const piece of current.kept) await sender.write(piece);
       result = await sender.finish();
     }
@@ -161,9 +183,8 @@ export class FileWriteStream extends Writable {
     }
     const reply: PutBlockResponse = result.reply;
     const stored: CompleteBlockRequest = {
-      blockId: alloc.blockId, index: alloc.index, size: result.size, sha256: result.sha256, replicas: reply.stored,
+      blockId: alloc.blockId, index: alloc.index, size: result.size, sha256: reply.sha256, replicas: reply.stored,
     };
-    this.blockIndex++;
     // The last block is recorded by the commit itself.
     if (last) return stored;
     await this.api('POST', `/uploads/${this.upload!.uploadId}/stored`, stored);
@@ -171,7 +192,10 @@ export class FileWriteStream extends Writable {
   }
 
   private async finishFile(): Promise<void> {
-    const last = this.block ? await this.finishBlock(true) : undefined;
+    const current = this.block;
+    const [, last] = await Promise.all([this.storing?.done, current && this.finishBlock(current, true)]);
+    this.block = undefined;
+    if (this.storeError !== undefined) throw this.storeError;
     this.stat = await this.api<FileStat>('POST', `/uploads/${this.upload!.uploadId}/commit`, last ? { last } : {});
     this.committed = true;
   }

@@ -246,6 +246,8 @@ export const PutBlockResponse = Type.Object({
   id: IdField,
   size: Type.Integer(),
   sha256: Sha256,
+  /** CRC-32 of each CHUNK_SIZE chunk, for the sender to compare with its own. */
+  crcs: Type.Array(Type.Integer({ minimum: 0, maximum: 0xffffffff })),
   /** Storage server ids that hold the block on disk (fsynced), in pipeline order. */
   stored: Type.Array(IdField),
   /** Why a downstream storage server in the pipeline did not store it, if one did not. */

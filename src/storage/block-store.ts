@@ -207,6 +207,8 @@ export class BlockWriter {
   /** Bytes received but not yet written: written in large pieces, or all at once at commit. */
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** The write in flight, if any (its failure surfaces at the next write or at commit). */
+  private flushing: Promise<void> = Promise.resolve();
 
   constructor(
     readonly id: string,
@@ -228,7 +230,12 @@ export class BlockWriter {
     this.crcs.update(chunk);
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
-    if (this.pendingBytes >= IO_UNIT) await this.flush();
+    if (this.pendingBytes >= IO_UNIT) {
+      // One write is in flight while the next unit is received: the disk and the socket work at once.
+      await this.flushing;
+      this.flushing = this.flush();
+      this.flushing.catch(() => {}); // awaited later; not an unhandled rejection meanwhile
+    }
   }
 
   private async flush(): Promise<void> {
@@ -258,6 +265,7 @@ export class BlockWriter {
     footer.writeUInt32BE(trailer.length, 0);
     MAGIC.copy(footer, 4);
     try {
+      await this.flushing;
       this.pending.push(trailer, footer);
       await this.flush();
       await this.fh.datasync();
@@ -275,6 +283,7 @@ export class BlockWriter {
   async abort(): Promise<void> {
     if (!this.done) {
       this.done = true;
+      await this.flushing.catch(() => {});
       await this.fh.close().catch(() => {});
     }
     await fs.rm(this.tmpPath, { force: true }).catch(() => {});

@@ -63,7 +63,7 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
       throw toSdfsError(err);
     }
     const [meta, downstream] = await Promise.all([writer.commit(), forwarder?.finish()]);
-    const out: PutBlockResponse = { id, size: meta.size, sha256: meta.sha256, stored: [selfId] };
+    const out: PutBlockResponse = { id, size: meta.size, sha256: meta.sha256, crcs: meta.crcs, stored: [selfId] };
     if (forwarder && downstream) {
       const r = downstream.reply;
       if (r && r.sha256 === meta.sha256) {
