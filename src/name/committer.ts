@@ -6,18 +6,26 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+/** A change applied to the database, waiting for the fsync that makes it durable. */
+interface Applied {
+  item: Pending;
+  result: { ok: true; value: unknown } | { ok: false; error: unknown };
+}
+
 /**
- * Group commit. Every change to the namespace goes through `run`. The changes queued while the last
- * batch's fsync runs (on the thread pool, while the event loop serves on) form the next batch: they
- * are applied together, each in its own savepoint (so one that fails does not undo the others), in
- * one transaction, made durable by one fsync of the WAL. So a busy server writes few large
- * transactions, and an idle one commits a change in the turn of the event loop it arrived in. A
- * caller's promise settles only after its batch is durable, so an acknowledged change always
- * survives a crash. Other requests may see a change a few milliseconds before it is durable, never
- * one that is acknowledged and not.
+ * Group commit. Every change to the namespace goes through `run`. The changes that arrive in one turn
+ * of the event loop are applied together, each in its own savepoint (so one that fails does not undo
+ * the others), in one transaction. One fsync of the WAL at a time runs on the thread pool; the
+ * transactions applied while it runs wait for the next one, which makes them all durable at once.
+ * So a busy server syncs many changes per fsync and never leaves the disk idle, and an idle one
+ * commits a change in the turn of the event loop it arrived in. A caller's promise settles only
+ * after an fsync that began after its change was written, so an acknowledged change always survives
+ * a crash. Other requests may see a change a few milliseconds before it is durable, never one that
+ * is acknowledged and not.
  */
 export class Committer {
   private queue: Pending[] = [];
+  private unsynced: Applied[] = [];
   private scheduled = false;
   private syncing = false;
 
@@ -26,29 +34,25 @@ export class Committer {
   run<T>(fn: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
-      this.schedule();
+      if (this.scheduled) return;
+      this.scheduled = true;
+      // After the I/O of this turn of the event loop, so that concurrent requests join the batch.
+      setImmediate(() => this.apply());
     });
   }
 
-  private schedule(): void {
-    if (this.scheduled || this.syncing || this.queue.length === 0) return;
-    this.scheduled = true;
-    // After the I/O of this turn of the event loop, so that concurrent requests join the batch.
-    setImmediate(() => this.flush());
-  }
-
-  private flush(): void {
+  private apply(): void {
     this.scheduled = false;
     const batch = this.queue;
     this.queue = [];
-    const results: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
+    const applied: Applied[] = [];
     try {
       this.db.transaction(() => {
         for (const item of batch) {
           try {
-            results.push({ ok: true, value: this.db.transaction(item.fn)() });
+            applied.push({ item, result: { ok: true, value: this.db.transaction(item.fn)() } });
           } catch (error) {
-            results.push({ ok: false, error });
+            applied.push({ item, result: { ok: false, error } });
           }
         }
       })();
@@ -57,20 +61,26 @@ export class Committer {
       for (const item of batch) item.reject(error);
       return;
     }
+    this.unsynced.push(...applied);
+    if (!this.syncing) this.sync();
+  }
+
+  private sync(): void {
+    const group = this.unsynced;
+    this.unsynced = [];
     this.syncing = true;
     this.wal.sync().then(() => {
-      batch.forEach((item, i) => {
-        const r = results[i]!;
-        if (r.ok) item.resolve(r.value);
-        else item.reject(r.error);
-      });
+      for (const { item, result } of group) {
+        if (result.ok) item.resolve(result.value);
+        else item.reject(result.error);
+      }
     }, (error: unknown) => {
-      // The disk refused to make the batch durable: no caller of it may be told it was.
+      // The disk refused to make the group durable: no caller of it may be told it was.
       console.error(`name server: fsync of the database log failed: ${(error as Error).message}`);
-      for (const item of batch) item.reject(error);
+      for (const { item } of group) item.reject(error);
     }).finally(() => {
       this.syncing = false;
-      this.schedule();
+      if (this.unsynced.length > 0) this.sync();
     });
   }
 }
