@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Cluster } from './helpers/cluster.js';
 import { randomStream, sha256Of } from './helpers/data.js';
@@ -42,6 +43,27 @@ describe('round trip through a 3-server cluster', () => {
     const back = await sha256Of(await client.createReadStream('/big'));
     assert.equal(back.size, size);
     assert.equal(back.sha256, src.sha256());
+  });
+
+  it('a reader that stops early, or reads slowly, gets the right bytes and leaves no request open', async () => {
+    const client = cluster.client();
+    // The file of the test before: 50 blocks of 4 MiB. Stop after the first pieces of it...
+    for await (const c of await client.createReadStream('/big')) {
+      assert.ok((c as Buffer).length > 0);
+      break;
+    }
+    // ...and read it all at a crawl, so that the reader's buffer stays full and the answers pause.
+    const slow = await client.createReadStream('/big', { start: 3 * 1024 * 1024, end: 13 * 1024 * 1024 });
+    const whole = await sha256Of(await client.createReadStream('/big', { start: 3 * 1024 * 1024, end: 13 * 1024 * 1024 }));
+    const slowChunks: Buffer[] = [];
+    for await (const c of slow) {
+      slowChunks.push(c as Buffer);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    const slowAll = Buffer.concat(slowChunks);
+    assert.equal(slowAll.length, 10 * 1024 * 1024);
+    assert.equal(createHash('sha256').update(slowAll).digest('hex'), whole.sha256);
+    await Promise.race([client.close(), new Promise((_, fail) => setTimeout(() => fail(new Error('a read left a request open')), 30_000).unref())]);
   });
 
   it('reads byte ranges that cross blocks and checksum chunks', async () => {

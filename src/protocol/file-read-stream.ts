@@ -18,6 +18,16 @@ export interface ReadOptions {
 /** Called when a replica fails a read, so that the caller may report or log it. */
 export type ReplicaFailure = (block: BlockLocation, replica: { id: string; addr: string }, err: SdfsError) => void;
 
+/** Asks where a block is anew (its tokens expired); undefined if the file no longer has it. */
+type Renew = (block: BlockLocation) => Promise<BlockLocation | undefined>;
+
+/** One block's part of a read: bytes [from, to) of the block. */
+interface Span {
+  block: BlockLocation;
+  from: number;
+  to: number;
+}
+
 /**
  * Streams bytes [start, end) of a file. Each block is read from one replica at a time; every chunk
  * is checked against its CRC-32 before it is passed on, and on any error or mismatch the read
@@ -34,112 +44,173 @@ export function createFileReadStream(
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || start > end) {
     throw new SdfsError('EINVAL', `invalid range ${start}-${end}`);
   }
-  async function* bytes(): AsyncGenerator<Buffer> {
-    for (const block of located.blocks) {
-      const from = Math.max(start, block.offset) - block.offset;
-      const to = Math.min(end, block.offset + block.size) - block.offset;
-      if (from >= to) continue;
-      // Block tokens expire: a read that reaches a block after its token did asks where it is anew.
-      const renew = relocate && (async () => (await relocate()).blocks.find((b) => b.index === block.index && b.id === block.id));
-      yield* readBlock(block, from, to, dispatcher, opts.signal, onFailure, renew);
-    }
+  const spans: Span[] = [];
+  for (const block of located.blocks) {
+    const from = Math.max(start, block.offset) - block.offset;
+    const to = Math.min(end, block.offset + block.size) - block.offset;
+    if (from < to) spans.push({ block, from, to });
   }
-  return Readable.from(bytes(), { objectMode: false, highWaterMark: 1024 * 1024 });
+  // Block tokens expire: a read that reaches a block after its token did asks where it is anew.
+  const renew: Renew | undefined = relocate && (async (block) => (await relocate()).blocks.find((b) => b.index === block.index && b.id === block.id));
+  return new VerifiedReadStream(spans, dispatcher, opts.signal, onFailure, renew);
 }
 
-export async function* readBlock(
+/** Bytes [from, to) of one block, verified and with failover across its replicas, as createFileReadStream. */
+export function readBlock(
   block: BlockLocation, from: number, to: number, dispatcher: Dispatcher, signal: AbortSignal | undefined, onFailure?: ReplicaFailure,
-  renew?: () => Promise<BlockLocation | undefined>,
-): AsyncGenerator<Buffer> {
-  let pos = from;
-  const errors: string[] = [];
-  let refused = 0;
-  for (const replica of block.replicas) {
-    try {
-      for await (const piece of readVerified(block, replica.addr, pos, to, dispatcher, signal)) {
-        pos += piece.length;
-        yield piece;
-      }
-      return;
-    } catch (err) {
-      const e = toSdfsError(err);
-      if (e.code === 'ECANCELED') throw e;
-      if (e.code === 'EACCES' || e.code === 'EAUTH') refused++;
-      errors.push(`${replica.addr}: ${e.message}`);
-      onFailure?.(block, replica, e);
-    }
-  }
-  const renewed = refused > 0 && renew ? await renew() : undefined;
-  if (renewed) {
-    yield* readBlock(renewed, pos, to, dispatcher, signal, onFailure);
-    return;
-  }
-  throw new SdfsError('EUNAVAILABLE', `block ${block.index} (${block.id}) could not be read from any replica: ${errors.join('; ') || 'no replicas'}`);
+): Readable {
+  return new VerifiedReadStream(from < to ? [{ block, from, to }] : [], dispatcher, signal, onFailure, undefined);
 }
 
 /**
- * Reads [from, to) of a block from one replica, asking for whole checksum chunks and yielding only
- * bytes of chunks whose CRC-32 matched.
+ * The reading machinery. The bytes of a replica's answer are checked and handed on as the pieces
+ * they arrived in, in the answer's own 'data' events: no copy, no stage between the socket and the
+ * reader, and backpressure by pausing the answer while the reader is full.
  */
-async function* readVerified(
-  block: BlockLocation, addr: string, from: number, to: number, dispatcher: Dispatcher, signal: AbortSignal | undefined,
-): AsyncGenerator<Buffer> {
-  // Blocks are checksummed in chunks of the protocol's CHUNK_SIZE; ask for whole chunks.
-  const chunkSize = CHUNK_SIZE;
-  const alignedStart = Math.floor(from / chunkSize) * chunkSize;
-  const alignedEnd = Math.min(Math.ceil(to / chunkSize) * chunkSize, block.size);
-  const headers: Record<string, string> = { range: `bytes=${alignedStart}-${alignedEnd - 1}` };
-  if (block.token !== undefined) headers[AUTH_HEADERS.blockToken] = block.token;
-  const res = await request(`${addrToUrl(addr)}/v1/blocks/${block.id}`, { dispatcher, signal, headers })
-    .catch((err: unknown) => { throw toSdfsError(err); });
-  if (res.statusCode !== 206 && res.statusCode !== 200) {
-    // The storage server's JSON error, with its code (ENOENT, EACCES for a refused token...).
-    throw await readJson(res).then(() => new SdfsError('EPROTO', `replica answered HTTP ${res.statusCode}`), (err: unknown) => toSdfsError(err));
-  }
-  if (Number(res.headers[BLOCK_HEADERS.blockSize]) !== block.size || Number(res.headers[BLOCK_HEADERS.chunkSize]) !== chunkSize) {
-    await res.body.dump();
-    throw new SdfsError('ECHECKSUM', 'replica holds a block of another size');
-  }
-  const crcs = String(res.headers[BLOCK_HEADERS.crcs] ?? '').split(',').filter((s) => s !== '').map((s) => parseInt(s, 16));
-  const expectedChunks = Math.ceil((alignedEnd - alignedStart) / chunkSize);
-  if (crcs.length !== expectedChunks) {
-    await res.body.dump();
-    throw new SdfsError('EPROTO', 'replica sent the wrong number of checksums');
+class VerifiedReadStream extends Readable {
+  /** The answer being streamed, paused while the reader is full. */
+  private body: Readable | undefined;
+  private started = false;
+
+  constructor(
+    private readonly spans: Span[],
+    private readonly dispatcher: Dispatcher,
+    private readonly signal: AbortSignal | undefined,
+    private readonly onFailure: ReplicaFailure | undefined,
+    private readonly renew: Renew | undefined,
+  ) {
+    super({ highWaterMark: 1024 * 1024 });
   }
 
-  let chunkStart = alignedStart;
-  let pieces: Buffer[] = [];
-  let filled = 0;
-  let crc = 0;
-  let chunkNo = 0;
-  for await (const data of res.body as AsyncIterable<Buffer>) {
-    let off = 0;
-    while (off < data.length) {
-      const want = Math.min(chunkSize, alignedEnd - chunkStart) - filled;
-      const piece = data.subarray(off, off + Math.min(want, data.length - off));
-      off += piece.length;
-      crc = crc32(piece, crc);
-      pieces.push(piece);
-      filled += piece.length;
-      if (filled === Math.min(chunkSize, alignedEnd - chunkStart)) {
-        if (crc >>> 0 !== crcs[chunkNo]) throw new SdfsError('ECHECKSUM', `chunk ${chunkStart / chunkSize} of block ${block.id} failed its checksum`);
-        // The verified chunk goes on as the pieces it arrived in (no copy), trimmed to [from, to).
-        const lo = Math.max(from, chunkStart) - chunkStart;
-        const hi = Math.min(to, chunkStart + filled) - chunkStart;
-        let at = 0;
-        for (const p of pieces) {
-          const a = Math.max(lo - at, 0);
-          const b = Math.min(hi - at, p.length);
-          if (b > a) yield a === 0 && b === p.length ? p : p.subarray(a, b);
-          at += p.length;
-        }
-        chunkStart += filled;
-        pieces = [];
-        filled = 0;
-        crc = 0;
-        chunkNo++;
-      }
+  override _read(): void {
+    if (this.body?.isPaused()) this.body.resume();
+    if (this.started) return;
+    this.started = true;
+    this.readAll().then(() => this.push(null), (err: unknown) => this.destroy(toSdfsError(err)));
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.body?.destroy();
+    callback(err);
+  }
+
+  private async readAll(): Promise<void> {
+    for (const span of this.spans) {
+      await this.readSpan(span.block, span.from, span.to, this.renew);
+      if (this.destroyed) return;
     }
   }
-  if (chunkStart !== alignedEnd) throw new SdfsError('EUNAVAILABLE', 'replica closed the connection early');
+
+  private async readSpan(block: BlockLocation, from: number, to: number, renew: Renew | undefined): Promise<void> {
+    let pos = from;
+    const errors: string[] = [];
+    let refused = 0;
+    for (const replica of block.replicas) {
+      try {
+        await this.readReplica(block, replica.addr, pos, to, (n) => { pos += n; });
+        return;
+      } catch (err) {
+        if (this.destroyed) return;
+        const e = toSdfsError(err);
+        if (e.code === 'ECANCELED') throw e;
+        if (e.code === 'EACCES' || e.code === 'EAUTH') refused++;
+        errors.push(`${replica.addr}: ${e.message}`);
+        this.onFailure?.(block, replica, e);
+      }
+    }
+    const renewed = refused > 0 && renew ? await renew(block) : undefined;
+    if (renewed) return this.readSpan(renewed, pos, to, undefined);
+    throw new SdfsError('EUNAVAILABLE', `block ${block.index} (${block.id}) could not be read from any replica: ${errors.join('; ') || 'no replicas'}`);
+  }
+
+  /**
+   * Reads [from, to) of a block from one replica, asking for whole checksum chunks and handing on
+   * only bytes of chunks whose CRC-32 matched; `advanced` counts the bytes handed on, so that a
+   * failover resumes after them.
+   */
+  private async readReplica(block: BlockLocation, addr: string, from: number, to: number, advanced: (n: number) => void): Promise<void> {
+    // Blocks are checksummed in chunks of the protocol's CHUNK_SIZE; ask for whole chunks.
+    const chunkSize = CHUNK_SIZE;
+    const alignedStart = Math.floor(from / chunkSize) * chunkSize;
+    const alignedEnd = Math.min(Math.ceil(to / chunkSize) * chunkSize, block.size);
+    const headers: Record<string, string> = { range: `bytes=${alignedStart}-${alignedEnd - 1}` };
+    if (block.token !== undefined) headers[AUTH_HEADERS.blockToken] = block.token;
+    const res = await request(`${addrToUrl(addr)}/v1/blocks/${block.id}`, { dispatcher: this.dispatcher, signal: this.signal, headers })
+      .catch((err: unknown) => { throw toSdfsError(err); });
+    if (res.statusCode !== 206 && res.statusCode !== 200) {
+      // The storage server's JSON error, with its code (ENOENT, EACCES for a refused token...).
+      throw await readJson(res).then(() => new SdfsError('EPROTO', `replica answered HTTP ${res.statusCode}`), (err: unknown) => toSdfsError(err));
+    }
+    if (Number(res.headers[BLOCK_HEADERS.blockSize]) !== block.size || Number(res.headers[BLOCK_HEADERS.chunkSize]) !== chunkSize) {
+      await res.body.dump();
+      throw new SdfsError('ECHECKSUM', 'replica holds a block of another size');
+    }
+    const crcs = String(res.headers[BLOCK_HEADERS.crcs] ?? '').split(',').filter((s) => s !== '').map((s) => parseInt(s, 16));
+    if (crcs.length !== Math.ceil((alignedEnd - alignedStart) / chunkSize)) {
+      await res.body.dump();
+      throw new SdfsError('EPROTO', 'replica sent the wrong number of checksums');
+    }
+    if (this.destroyed) {
+      res.body.destroy();
+      return;
+    }
+
+    const body = res.body;
+    this.body = body;
+    let chunkStart = alignedStart;
+    let pieces: Buffer[] = [];
+    let filled = 0;
+    let crc = 0;
+    let chunkNo = 0;
+    await new Promise<void>((resolve, reject) => {
+      const fail = (err: unknown): void => {
+        body.removeAllListeners('data');
+        body.destroy();
+        reject(err);
+      };
+      body.on('data', (data: Buffer) => {
+        let off = 0;
+        while (off < data.length) {
+          const chunkLen = Math.min(chunkSize, alignedEnd - chunkStart);
+          const piece = data.subarray(off, off + Math.min(chunkLen - filled, data.length - off));
+          if (piece.length === 0) return fail(new SdfsError('EPROTO', 'replica sent more bytes than asked for'));
+          off += piece.length;
+          crc = crc32(piece, crc);
+          pieces.push(piece);
+          filled += piece.length;
+          if (filled < chunkLen) continue;
+          if (crc >>> 0 !== crcs[chunkNo]) return fail(new SdfsError('ECHECKSUM', `chunk ${chunkStart / chunkSize} of block ${block.id} failed its checksum`));
+          // The verified chunk goes on as the pieces it arrived in (no copy), trimmed to [from, to).
+          const lo = Math.max(from, chunkStart) - chunkStart;
+          const hi = Math.min(to, chunkStart + filled) - chunkStart;
+          let at = 0;
+          let full = false;
+          for (const p of pieces) {
+            const a = Math.max(lo - at, 0);
+            const b = Math.min(hi - at, p.length);
+            if (b > a) {
+              full = !this.push(a === 0 && b === p.length ? p : p.subarray(a, b)) || full;
+              advanced(b - a);
+            }
+            at += p.length;
+          }
+          chunkStart += filled;
+          pieces = [];
+          filled = 0;
+          crc = 0;
+          chunkNo++;
+          // The reader is full: wait for its next _read.
+          if (full) body.pause();
+        }
+      });
+      body.once('end', () => {
+        if (chunkStart !== alignedEnd) reject(new SdfsError('EUNAVAILABLE', 'replica closed the connection early'));
+        else resolve();
+      });
+      body.once('error', (err) => fail(toSdfsError(err)));
+      // Destroyed from this side (the reader went away): not an answer to wait for.
+      body.once('close', () => reject(new SdfsError('ECANCELED', 'read cancelled')));
+    });
+    this.body = undefined;
+  }
 }
