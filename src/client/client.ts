@@ -134,7 +134,9 @@ export class SdfsClient {
     opts: WriteOptions & { onProgress?: Progress } = {}): Promise<FileStat> {
     const out = this.createWriteStream(path, opts);
     const input = typeof source === 'string' || source instanceof Uint8Array ? Readable.from([Buffer.from(source)]) : source;
-    await pipeline(input, progressStage(opts.onProgress), out, { signal: opts.signal });
+    // A stage only for a caller that watches the progress: each one costs every chunk a hop.
+    if (opts.onProgress) await pipeline(input, progressStage(opts.onProgress), out, { signal: opts.signal });
+    else await pipeline(input, out, { signal: opts.signal });
     return out.stat!;
   }
 
@@ -153,12 +155,9 @@ export class SdfsClient {
     const located = await this.blocks(path);
     const tmp = `${localPath}.sdfs-partial-${process.pid}`;
     try {
-      await pipeline(
-        createFileReadStream(located, this.agent, opts, this.onReplicaFailure, () => this.blocks(located.stat.path)),
-        progressStage(opts.onProgress),
-        createLocalWriteStream(tmp),
-        { signal: opts.signal },
-      );
+      const source = createFileReadStream(located, this.agent, opts, this.onReplicaFailure, () => this.blocks(located.stat.path));
+      if (opts.onProgress) await pipeline(source, progressStage(opts.onProgress), createLocalWriteStream(tmp), { signal: opts.signal });
+      else await pipeline(source, createLocalWriteStream(tmp), { signal: opts.signal });
       await fs.rename(tmp, localPath);
     } catch (err) {
       await fs.rm(tmp, { force: true });
@@ -172,13 +171,13 @@ export class SdfsClient {
   }
 }
 
-function progressStage(onProgress: Progress | undefined): Transform {
+function progressStage(onProgress: Progress): Transform {
   let bytes = 0;
   return new Transform({
     highWaterMark: 1024 * 1024,
     transform(chunk: Buffer, _enc, cb) {
       bytes += chunk.length;
-      onProgress?.(bytes);
+      onProgress(bytes);
       cb(null, chunk);
     },
   });
