@@ -137,6 +137,9 @@ class VerifiedReadStream extends Readable {
     if (block.token !== undefined) headers[AUTH_HEADERS.blockToken] = block.token;
     const res = await request(`${addrToUrl(addr)}/v1/blocks/${block.id}`, { dispatcher: this.dispatcher, signal: this.signal, headers })
       .catch((err: unknown) => { throw toSdfsError(err); });
+    // undici reports a body destroyed from this side as an error; the failures that matter are
+    // handled where the body is read, and this one must not go unhandled.
+    res.body.on('error', () => {});
     if (res.statusCode !== 206 && res.statusCode !== 200) {
       // The storage server's JSON error, with its code (ENOENT, EACCES for a refused token...).
       throw await readJson(res).then(() => new SdfsError('EPROTO', `replica answered HTTP ${res.statusCode}`), (err: unknown) => toSdfsError(err));
