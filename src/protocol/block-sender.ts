@@ -9,8 +9,8 @@ import { BLOCK_HEADERS, type PutBlockResponse, type StorageRef } from './message
 
 /**
  * Streams one block to the head of a write pipeline (a storage server, which forwards it down the
- * rest), checksumming the bytes on the way (CRC-32 per chunk, as the storage servers do). Used by clients to write blocks and by storage servers to
- * forward them. `write` resolves when the chunk is handed on, so the sender's source is paused
+ * rest), checksumming the bytes on the way (CRC-32 per chunk, as the storage servers do). Used by
+ * clients to write blocks and by storage servers to forward them. `write` resolves when the chunk is handed on, so the sender's source is paused
  * while the pipeline is slow; if the pipeline fails, writes resolve at once and `finish` tells why.
  */
 export class BlockSender {

@@ -159,12 +159,12 @@ class VerifiedReadStream extends Readable {
     }
 
     const body = res.body;
-    this.body = body;
     let chunkStart = alignedStart;
     let pieces: Buffer[] = [];
     let filled = 0;
     let crc = 0;
     let chunkNo = 0;
+    this.body = body;
     await new Promise<void>((resolve, reject) => {
       const fail = (err: unknown): void => {
         body.removeAllListeners('data');
@@ -213,7 +213,8 @@ class VerifiedReadStream extends Readable {
       body.once('error', (err) => fail(toSdfsError(err)));
       // Destroyed from this side (the reader went away): not an answer to wait for.
       body.once('close', () => reject(new SdfsError('ECANCELED', 'read cancelled')));
+    }).finally(() => {
+      this.body = undefined;
     });
-    this.body = undefined;
   }
 }

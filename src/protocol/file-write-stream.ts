@@ -195,6 +195,7 @@ export class FileWriteStream extends Writable {
     const current = this.block;
     const [, last] = await Promise.all([this.storing?.done, current && this.finishBlock(current, true)]);
     this.block = undefined;
+    this.storing = undefined;
     if (this.storeError !== undefined) throw this.storeError;
     this.stat = await this.api<FileStat>('POST', `/uploads/${this.upload!.uploadId}/commit`, last ? { last } : {});
     this.committed = true;
