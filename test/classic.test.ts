@@ -7,6 +7,7 @@ import { ClassicClient, frame, FRAME_CHARS } from './helpers/classic-client.js';
 import { randomStream, sha256, sha256Of } from './helpers/data.js';
 import { FrameScanner, parseRequest } from '../src/name/classic/framing.js';
 import { classify } from '../src/name/classic/shared-port.js';
+import { DataPorts } from '../src/name/classic/ports.js';
 
 // The seed's classic protocol (../shared/seed/PROTOCOL.md) on the name server's port, spoken byte for
 // byte by the test client: every command, files of every size that matters, unicode names, sessions
@@ -456,6 +457,24 @@ describe('the classic protocol on the name server port', () => {
 });
 
 describe('classic framing and port sharing, in-process', () => {
+  it('names a data port again as late as it can: fresh ports first, then the one released longest ago', () => {
+    // A client closes its data port only after the final reply, which comes after the release here.
+    const ports = new DataPorts(8000, 8009);
+    const host = '127.0.0.1';
+    const first = Array.from({ length: 10 }, () => ports.acquire(host)!);
+    assert.deepEqual([...first].sort((a, b) => a - b), Array.from({ length: 10 }, (_, i) => 8000 + i), 'each port once before any again');
+    assert.equal(ports.acquire(host), undefined, 'all ten in use');
+    assert.notEqual(ports.acquire('10.0.0.2'), undefined, 'another host has ports of its own');
+    for (const p of [8003, 8007, 8001]) ports.release(host, p);
+    assert.deepEqual([ports.acquire(host), ports.acquire(host), ports.acquire(host)], [8003, 8007, 8001]);
+    for (const p of first) ports.release(host, p);
+    assert.deepEqual(Array.from({ length: 10 }, () => ports.acquire(host)), first, 'in the order they were released');
+    ports.release(host, 8005);
+    ports.release(host, 8005); // twice: no harm
+    assert.equal(ports.acquire(host), 8005);
+  });
+
+
   it('tells HTTP from classic by the first bytes, waiting while it cannot tell', () => {
     for (const http of ['GET ', 'POST /x', 'OPTIONS *', 'PROPFIND /', 'M-SEARCH *']) assert.equal(classify(Buffer.from(http)), 'http', http);
     for (const classic of ['rddir][', 'r', 'wrf][a', ' GET', 'get /', 'GET\r', 'A'.repeat(21)]) assert.equal(classify(Buffer.from(classic)), 'classic', classic);
