@@ -1,4 +1,4 @@
-import type { Db, WalSync } from './db.js';
+import { atomic, type Atomic, type Db, type WalSync } from './db.js';
 
 interface Pending {
   fn: () => unknown;
@@ -29,7 +29,11 @@ export class Committer {
   private scheduled = false;
   private syncing = false;
 
-  constructor(private readonly db: Db, private readonly wal: WalSync) {}
+  private readonly atomic: Atomic;
+
+  constructor(db: Db, private readonly wal: WalSync) {
+    this.atomic = atomic(db);
+  }
 
   run<T>(fn: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -47,15 +51,15 @@ export class Committer {
     this.queue = [];
     const applied: Applied[] = [];
     try {
-      this.db.transaction(() => {
+      this.atomic(() => {
         for (const item of batch) {
           try {
-            applied.push({ item, result: { ok: true, value: this.db.transaction(item.fn)() } });
+            applied.push({ item, result: { ok: true, value: this.atomic(item.fn) } });
           } catch (error) {
             applied.push({ item, result: { ok: false, error } });
           }
         }
-      })();
+      });
     } catch (error) {
       // The commit itself failed (disk full, I/O error): nothing of the batch is durable.
       for (const item of batch) item.reject(error);

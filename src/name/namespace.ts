@@ -1,7 +1,7 @@
 import { SdfsError } from '../protocol/errors.js';
 import type { FileStat } from '../protocol/messages.js';
 import { baseName, isWithin, joinPath, parentOf, resolvePath, splitPath } from '../protocol/paths.js';
-import { ROOT_ID, type Db } from './db.js';
+import { atomic, ROOT_ID, type Atomic, type Db } from './db.js';
 
 export interface Inode {
   id: number;
@@ -23,7 +23,10 @@ export interface Inode {
 export class Namespace {
   private readonly q;
 
-  constructor(private readonly db: Db) {
+  private readonly atomic: Atomic;
+
+  constructor(db: Db) {
+    this.atomic = atomic(db);
     this.q = {
       child: db.prepare<[number, string], Inode>('SELECT * FROM inodes WHERE parent = ? AND name = ?'),
       childDir: db.prepare<[number, string], number>("SELECT id FROM inodes WHERE parent = ? AND name = ? AND type = 'dir'").pluck(),
@@ -95,7 +98,7 @@ export class Namespace {
 
   mkdir(path: string, parents = false): FileStat {
     const abs = resolvePath(path);
-    return this.db.transaction(() => {
+    return this.atomic(() => {
       const existing = this.lookup(abs);
       if (existing) {
         if (parents && existing.type === 'dir') return toStat(existing, abs);
@@ -112,16 +115,16 @@ export class Namespace {
         return this.stat(abs);
       }
       return toStat(this.insert(abs, 'dir'), abs);
-    })();
+    });
   }
 
   /** Creates an empty file; fails if the name is taken (the seed's `create`). */
   createEmpty(path: string, replication: number, blockSize: number): FileStat {
     const abs = resolvePath(path);
-    return this.db.transaction(() => {
+    return this.atomic(() => {
       if (this.lookup(abs)) throw new SdfsError('EEXIST', `already exists: ${abs}`);
       return toStat(this.insert(abs, 'file', 0, replication, blockSize), abs);
-    })();
+    });
   }
 
   insert(abs: string, type: 'file' | 'dir', size = 0, replication = 0, blockSize = 0): Inode {
@@ -145,7 +148,7 @@ export class Namespace {
 
   rename(from: string, to: string, overwrite = false): FileStat {
     const fromAbs = resolvePath(from);
-    return this.db.transaction(() => {
+    return this.atomic(() => {
       const node = this.get(fromAbs);
       if (fromAbs === '/') throw new SdfsError('EINVAL', 'cannot move the root');
       const toAbs = this.target(fromAbs, to);
@@ -158,13 +161,13 @@ export class Namespace {
       this.q.touch.run(now, parent.id);
       this.q.touch.run(now, node.parent);
       return toStat(this.q.byId.get(node.id)!, toAbs);
-    })();
+    });
   }
 
   /** Copies a file or a directory tree; files share their (immutable) blocks with the source. */
   copy(from: string, to: string, overwrite = false): FileStat {
     const fromAbs = resolvePath(from);
-    return this.db.transaction(() => {
+    return this.atomic(() => {
       const node = this.get(fromAbs);
       const toAbs = this.target(fromAbs, to);
       if (toAbs === fromAbs) throw new SdfsError('EEXIST', `source and target are the same: ${fromAbs}`);
@@ -173,7 +176,7 @@ export class Namespace {
       this.clearTarget(toAbs, node.type, overwrite);
       this.copyNode(node, toAbs);
       return this.stat(toAbs);
-    })();
+    });
   }
 
   private copyNode(node: Inode, toAbs: string): void {
@@ -196,7 +199,7 @@ export class Namespace {
 
   remove(path: string, recursive = false): void {
     const abs = resolvePath(path);
-    this.db.transaction(() => {
+    this.atomic(() => {
       const node = this.get(abs);
       if (abs === '/') throw new SdfsError('EINVAL', 'cannot remove the root');
       if (node.type === 'dir' && this.q.hasChildren.get(node.id) && !recursive) {
@@ -209,7 +212,7 @@ export class Namespace {
         else this.q.deleteInode.run(n.id);
       }
       this.q.touch.run(Date.now(), node.parent);
-    })();
+    });
   }
 
   private deleteFile(node: Inode): void {
