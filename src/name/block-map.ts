@@ -1,5 +1,5 @@
 import type { BlockHealth } from '../protocol/messages.js';
-import type { Db } from './db.js';
+import { atomic, type Atomic, type Db } from './db.js';
 
 /** One block of a committed file, with where its replicas are and how many its files ask for. */
 export interface BlockState {
@@ -23,7 +23,10 @@ export class BlockMap {
   /** When each replica made by re-replication was recorded (`block@storage`), for the report's grace. */
   private readonly recent = new Map<string, number>();
 
+  private readonly atomic: Atomic;
+
   constructor(private readonly db: Db) {
+    this.atomic = atomic(db);
     this.q = {
       states: db.prepare<[], { id: string; size: number; sha256: string; want: number; holders: string | null; doomed: string | null }>(`
         SELECT b.id, b.size, b.sha256, w.want, (SELECT group_concat(storage) FROM replicas r WHERE r.block = b.id) AS holders,
@@ -75,10 +78,10 @@ export class BlockMap {
 
   /** Forgets a replica and has it deleted from its storage server. */
   removeReplica(block: string, storage: string): void {
-    this.db.transaction(() => {
+    this.atomic(() => {
       this.q.dropReplica.run(block, storage);
       this.q.addGarbage.run(block, storage);
-    })();
+    });
   }
 
   /**
@@ -86,12 +89,12 @@ export class BlockMap {
    * another replica to copy from; the last copy is kept, since a damaged block may still be partly read.
    */
   reportBad(block: string, storage: string): boolean {
-    return this.db.transaction(() => {
+    return this.atomic(() => {
       if (this.q.otherHolders.get(block, storage)!.n === 0) return false;
       this.q.dropReplica.run(block, storage);
       this.q.addGarbage.run(block, storage);
       return true;
-    })();
+    });
   }
 
   /**
@@ -104,7 +107,7 @@ export class BlockMap {
    *   younger than `graceMs` (it may have been stored after the storage server took its list).
    */
   applyReport(storage: string, blocks: string[], pending: Set<string>, graceMs: number): { added: number; strays: number; lost: number } {
-    return this.db.transaction(() => {
+    return this.atomic(() => {
       this.db.exec('CREATE TEMP TABLE IF NOT EXISTS report (id TEXT PRIMARY KEY) WITHOUT ROWID; DELETE FROM temp.report;');
       const insert = this.db.prepare<[string]>('INSERT OR IGNORE INTO temp.report (id) VALUES (?)');
       for (const id of blocks) insert.run(id);
@@ -127,6 +130,6 @@ export class BlockMap {
       }
       this.db.exec('DELETE FROM temp.report;');
       return { added, strays, lost };
-    })();
+    });
   }
 }
