@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Cluster } from './helpers/cluster.js';
+import { connect } from '../src/client/index.js';
+import { SdfsError } from '../src/protocol/errors.js';
+import { Cluster, startProcess, stopProcess, type Proc } from './helpers/cluster.js';
 import { randomStream, sha256Of } from './helpers/data.js';
 
 // What the cluster acknowledged survives kill -9 of the name server and restarts of storage servers.
@@ -53,6 +60,60 @@ describe('durability', () => {
       const back = await sha256Of(createFileReadStream(only, agent));
       await agent.close();
       assert.equal(back.sha256, src.sha256(), `replica ${replicaIndex}`);
+    }
+  });
+
+  it('a name server whose database log cannot be synced refuses changes, exits, and restarts with every acknowledged one', async () => {
+    // The disk is made to fail with an LD_PRELOAD library (test/helpers/fail-fsync.c): fsyncs of the
+    // WAL fail with EIO while a trigger file exists.
+    const dir = await mkdtemp(join(tmpdir(), 'sdfs-failsync-'));
+    const procs: Proc[] = [];
+    const clients: { close(): Promise<void> }[] = [];
+    try {
+      const shim = join(dir, 'fail-fsync.so');
+      execFileSync('cc', ['-shared', '-fPIC', '-O2', '-o', shim, resolve(import.meta.dirname, 'helpers/fail-fsync.c'), '-ldl']);
+      const trigger = join(dir, 'fail-now');
+      const args = ['name', '--host', '127.0.0.1', '--port', '0', '--data-dir', join(dir, 'name'), '--no-broadcast'];
+      const name = await startProcess(args, { LD_PRELOAD: shim, SDFS_FAIL_FSYNC_WHILE: trigger });
+      procs.push(name);
+      let stderr = '';
+      name.child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+      const exited = once(name.child, 'exit') as Promise<[number | null, string | null]>;
+      const client = connect(`http://127.0.0.1:${name.port}`);
+      clients.push(client);
+
+      const acknowledged: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        await client.mkdir(`/kept${i}`);
+        acknowledged.push(`/kept${i}`);
+      }
+      await writeFile(trigger, '');
+      // Concurrent changes: every one is refused, none acknowledged.
+      const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => client.mkdir(`/lost${i}`)));
+      for (const r of results) {
+        assert.equal(r.status, 'rejected', 'a change was acknowledged although its fsync failed');
+        assert.ok(r.reason instanceof SdfsError, String(r.reason));
+        assert.ok(['EUNAVAILABLE', 'EPROTO'].includes(r.reason.code) || /ECONNRE|socket|closed/i.test(r.reason.message), r.reason.message);
+      }
+      assert.ok(results.some((r) => r.status === 'rejected' && (r.reason as SdfsError).code === 'EUNAVAILABLE'),
+        'no change was refused with EUNAVAILABLE');
+      const [code] = await exited;
+      assert.equal(code, 10, `the name server exited with ${code}, not EUNAVAILABLE's 10:\n${stderr}`);
+      assert.match(stderr, /fsync of the database log failed.*EIO/);
+
+      // The disk works again: a restart recovers every acknowledged change and takes new ones.
+      await rm(trigger);
+      const again = await startProcess(args);
+      procs.push(again);
+      const after = connect(`http://127.0.0.1:${again.port}`);
+      clients.push(after);
+      for (const path of acknowledged) assert.equal(await after.exists(path), true, `${path} was acknowledged and is gone`);
+      await after.mkdir('/after');
+      assert.equal(await after.exists('/after'), true);
+    } finally {
+      await Promise.all(clients.map((c) => c.close().catch(() => {})));
+      await Promise.all(procs.map((p) => stopProcess(p)));
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

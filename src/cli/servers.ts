@@ -13,8 +13,10 @@ import { SECRET_FILE } from '../protocol/cluster-secret.js';
 export async function runNameServer(config: NameConfig): Promise<void> {
   const server = await startNameServer(config);
   console.log(JSON.stringify({ event: 'listening', role: 'name', port: server.port, url: server.url, classicPort: server.classicPort, dataDir: config.dataDir }));
-  await untilSignal();
+  // A name server whose database log cannot be synced exits (non-zero), to be restarted and recover.
+  const failure = await Promise.race([untilSignal().then(() => undefined), server.failed]);
   await server.stop();
+  if (failure) throw failure;
 }
 
 export async function runStorageServer(config: StorageConfig): Promise<void> {

@@ -1,4 +1,10 @@
-import { atomic, type Atomic, type Db, type WalSync } from './db.js';
+import { SdfsError } from '../protocol/errors.js';
+import { atomic, type Atomic, type Db } from './db.js';
+
+/** What makes the committed changes durable: `WalSync` (an fdatasync of the WAL). */
+export interface Syncer {
+  sync(): Promise<void>;
+}
 
 interface Pending {
   fn: () => unknown;
@@ -22,20 +28,31 @@ interface Applied {
  * after an fsync that began after its change was written, so an acknowledged change always survives
  * a crash. Other requests may see a change a few milliseconds before it is durable, never one that
  * is acknowledged and not.
+ *
+ * A failed fsync stops the committer for good (fail-stop, as PostgreSQL does since "fsyncgate"): the
+ * kernel may have dropped the dirty pages it could not write, so a later fsync that succeeds proves
+ * nothing about them, and SQLite's recovery stops at the first missing frame, which would silently
+ * drop every change after it. From then on every change is refused (EUNAVAILABLE) and `failed`
+ * settles with the cause; the process is to exit and be restarted, and recovers what was durable.
  */
 export class Committer {
   private queue: Pending[] = [];
   private unsynced: Applied[] = [];
   private scheduled = false;
   private syncing = false;
+  private failure: SdfsError | undefined;
+  private onFailure!: (cause: SdfsError) => void;
+  /** Settles (never rejects) with the reason once the committer takes no more changes. */
+  readonly failed = new Promise<SdfsError>((settle) => { this.onFailure = settle; });
 
   private readonly atomic: Atomic;
 
-  constructor(db: Db, private readonly wal: WalSync) {
+  constructor(db: Db, private readonly wal: Syncer) {
     this.atomic = atomic(db);
   }
 
   run<T>(fn: () => T): Promise<T> {
+    if (this.failure) return Promise.reject(this.failure);
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
       if (this.scheduled) return;
@@ -49,6 +66,10 @@ export class Committer {
     this.scheduled = false;
     const batch = this.queue;
     this.queue = [];
+    if (this.failure) {
+      for (const item of batch) item.reject(this.failure);
+      return;
+    }
     const applied: Applied[] = [];
     try {
       this.atomic(() => {
@@ -79,12 +100,24 @@ export class Committer {
         else item.reject(result.error);
       }
     }, (error: unknown) => {
-      // The disk refused to make the group durable: no caller of it may be told it was.
-      console.error(`name server: fsync of the database log failed: ${(error as Error).message}`);
-      for (const { item } of group) item.reject(error);
+      // No caller of this group, nor of any change applied after it, may be told it is durable.
+      this.stop(error);
+      for (const { item } of group) item.reject(this.failure);
     }).finally(() => {
       this.syncing = false;
-      if (this.unsynced.length > 0) this.sync();
+      if (this.failure) {
+        for (const { item } of this.unsynced) item.reject(this.failure);
+        this.unsynced = [];
+      } else if (this.unsynced.length > 0) this.sync();
     });
+  }
+
+  private stop(error: unknown): void {
+    if (this.failure) return;
+    const cause = (error as Error).message ?? String(error);
+    console.error(`name server: fsync of the database log failed: ${cause}; no more changes are taken`);
+    this.failure = new SdfsError('EUNAVAILABLE',
+      `the name server takes no more changes: writing its database log to disk failed (${cause}); restart it`, { cause: error });
+    this.onFailure(this.failure);
   }
 }

@@ -31,6 +31,8 @@ export interface RunningNameServer {
   /** The classic protocol's own port, when it has one. */
   classicPort?: number;
   url: string;
+  /** Settles with the reason if the server stops taking changes (its database log could not be synced). */
+  failed: Promise<Error>;
   stop(): Promise<void>;
 }
 
@@ -109,6 +111,7 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
   return {
     port,
     classicPort: classic?.port,
+    failed: committer.failed,
     url: `${config.tls ? 'https' : 'http'}://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`,
     async stop() {
       await broadcaster?.stop();

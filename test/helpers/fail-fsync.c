@@ -1,0 +1,43 @@
+/*
+ * A disk that fails on demand, for test/durability.test.ts: loaded with LD_PRELOAD into a name server,
+ * it makes fdatasync(2) and fsync(2) of a file whose name ends in "-wal" (SQLite's write-ahead log)
+ * fail with EIO while the file named by SDFS_FAIL_FSYNC_WHILE exists. Every other call is the real one.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int failing(int fd) {
+  const char *trigger = getenv("SDFS_FAIL_FSYNC_WHILE");
+  if (trigger == NULL || access(trigger, F_OK) != 0) return 0;
+  char link[64], path[4096];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, path, sizeof path - 1);
+  if (n < 4) return 0;
+  path[n] = '\0';
+  return strcmp(path + n - 4, "-wal") == 0;
+}
+
+int fdatasync(int fd) {
+  static int (*real)(int);
+  if (real == NULL) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+  if (failing(fd)) {
+    errno = EIO;
+    return -1;
+  }
+  return real(fd);
+}
+
+int fsync(int fd) {
+  static int (*real)(int);
+  if (real == NULL) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+  if (failing(fd)) {
+    errno = EIO;
+    return -1;
+  }
+  return real(fd);
+}
