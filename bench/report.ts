@@ -5,6 +5,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { dirname } from 'node:path';
+import type { CpuPerUnit } from './cpu-meter.js';
 import type { Limits } from './limits.js';
 import { GiB } from './util.js';
 
@@ -27,6 +28,8 @@ export interface Figure {
   vs?: Vs;
   goal?: Goal;
   note?: string;
+  /** CPU time per unit of the figure (per file, operation or MiB), by process, during its phase. */
+  cpu?: CpuPerUnit;
 }
 
 /** A limit to compare a figure with: its label, and its value in the figure's unit. */
@@ -109,6 +112,10 @@ function goalText(f: ScoredFigure): string {
   return on === 'ratio' ? `${op} ${target.toFixed(2)} x limit` : `${op} ${num(target)} ${f.unit}`;
 }
 
+/** What one unit of a figure is: `files/s` -> file. */
+const perUnit = (unit: string): string => ({ 'files/s': 'file', 'ops/s': 'op', 'MiB/s': 'MiB' } as Record<string, string>)[unit] ?? unit;
+const ms = (x: number): string => (x >= 10 ? x.toFixed(1) : x.toFixed(3));
+
 function table(header: string[], rows: string[][], rightAligned: Set<number>): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string => cells.map((c, i) => (rightAligned.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
@@ -139,6 +146,15 @@ export function formatReport(r: Results): string {
       f.ratio === null ? '' : f.ratio.toFixed(2), f.vs?.limit ?? '', goalText(f),
       f.pass === null ? (f.value === null ? 'n/a' : '') : f.pass ? 'PASS' : 'MISS',
     ]), new Set([2, 4])));
+  const costed = r.figures.filter((f) => f.cpu);
+  if (costed.length) {
+    out.push('', `CPU time per unit of each figure (ms, user + system, all threads), and the most that ${m.cores} cores carry at that cost`);
+    out.push(table(['', 'figure', 'per', 'client', 'name', 'storages', 'total', 'ceiling', 'unit', 'goal'],
+      costed.map((f) => {
+        const c = f.cpu!;
+        return [f.workload, f.name, perUnit(f.unit), ms(c.client), ms(c.name), ms(c.storages), ms(c.total), num(c.ceiling), f.unit, goalText(f)];
+      }), new Set([3, 4, 5, 6, 7])));
+  }
   const notes = r.figures.filter((f) => f.note).map((f) => `  ${f.workload} ${f.name}: ${f.note}`);
   if (notes.length) out.push('', 'notes', ...notes);
   for (const s of r.skipped) out.push(`${s.workload} skipped: ${s.reason}`);

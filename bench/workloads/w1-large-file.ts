@@ -8,6 +8,7 @@
  * bench/read-child.ts reads the file in a child process and reports its own time.
  */
 import { join } from 'node:path';
+import { CpuMeter } from '../cpu-meter.js';
 import { dropFileCache, VS, type Context } from '../context.js';
 import type { Figure } from '../report.js';
 import { bigStream, fmtBytes, log, MiB, run, seconds } from '../util.js';
@@ -24,12 +25,15 @@ export async function largeFile(ctx: Context): Promise<Figure[]> {
     const name = `write ${fmtBytes(size)}, R=${r}`;
     const vs = r === 1 ? VS.disk : VS.diskThird;
     log(`W1: ${name}`);
+    const meter = await CpuMeter.start(cluster);
     const t0 = performance.now();
     try {
       const st = await client.writeFile(path, bigStream(size), { replication: r });
       const s = seconds(t0);
       if (st.size !== size) throw new Error(`committed ${st.size} bytes of ${size}`);
-      figures.push({ workload: 'W1', name, value: size / MiB / s, unit: 'MiB/s', vs, goal: { on: 'ratio', op: '>=', target: 0.6 } });
+      figures.push({
+        workload: 'W1', name, value: size / MiB / s, unit: 'MiB/s', vs, goal: { on: 'ratio', op: '>=', target: 0.6 }, cpu: await meter.per(size / MiB),
+      });
     } catch (err) {
       figures.push({ workload: 'W1', name, value: null, unit: 'MiB/s', vs, goal: { on: 'ratio', op: '>=', target: 0.6 }, note: `failed: ${String(err)}` });
     }
@@ -40,6 +44,7 @@ export async function largeFile(ctx: Context): Promise<Figure[]> {
     const cold = await dropFileCache(ctx, path).catch(() => false);
     const name = `read ${fmtBytes(size)}, R=${r}, ${cold ? 'cold' : 'WARM'}, other process`;
     log(`W1: ${name}`);
+    const meter = await CpuMeter.start(cluster);
     const got = await readInChild(ctx, path);
     figures.push(typeof got === 'string'
       ? { workload: 'W1', name, value: null, unit: 'MiB/s', vs: VS.read, goal: { on: 'ratio', op: '>=', target: 0.6 }, note: `failed: ${got}` }
@@ -47,6 +52,7 @@ export async function largeFile(ctx: Context): Promise<Figure[]> {
         workload: 'W1', name, value: got.bytes / MiB / got.seconds, unit: 'MiB/s', vs: VS.read,
         goal: { on: 'ratio', op: '>=', target: 0.6 },
         note: got.bytes === size ? undefined : `read ${got.bytes} bytes of ${size}`,
+        cpu: await meter.per(got.bytes / MiB, got.cpuMs),
       });
   }
   return figures;
@@ -59,9 +65,9 @@ export async function cleanLargeFiles(ctx: Context): Promise<void> {
 }
 
 /** Reads `path` in a child process; its own measure, or the error text. */
-export async function readInChild(ctx: Context, path: string): Promise<{ bytes: number; seconds: number } | string> {
+export async function readInChild(ctx: Context, path: string): Promise<{ bytes: number; seconds: number; cpuMs?: number } | string> {
   const r = await run(process.execPath, ['--import', 'tsx', join(ctx.root, 'bench', 'read-child.ts'), ctx.cluster.url, path], { cwd: ctx.root });
   const last = r.stdout.trim().split('\n').at(-1) ?? '';
   if (r.code !== 0 || !last.startsWith('{')) return `reader exited ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' / ')}`;
-  return JSON.parse(last) as { bytes: number; seconds: number };
+  return JSON.parse(last) as { bytes: number; seconds: number; cpuMs?: number };
 }

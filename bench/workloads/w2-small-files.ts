@@ -5,6 +5,7 @@
  * over its share). Each (size, clients) pair writes into a directory of its own.
  */
 import type { SdfsClient } from '../../src/client/index.js';
+import { CpuMeter } from '../cpu-meter.js';
 import { poolNote, VS, type Context } from '../context.js';
 import type { Figure, Goal } from '../report.js';
 import { fmtBytes, itemData, KiB, log, MiB, runPool } from '../util.js';
@@ -30,15 +31,17 @@ export async function smallFiles(ctx: Context): Promise<Figure[]> {
       const goal = (target: number): Goal | undefined => (c === 16 ? { on: 'value', op: '>=', target } : undefined);
 
       log(`W2: create ${count} ${label}`);
+      let meter = await CpuMeter.start(cluster);
       const created = await runPool(count, c, (i, loop) => clients[loop]!.writeFile(`${dir}/f${i}`, itemData(i, size)), deadline);
       figures.push({
         workload: 'W2', name: `create ${label}`, value: created.done / created.seconds, unit: 'files/s',
         // Three replicas on one disk: each file costs three fsyncs here.
         vs: size < MiB ? VS.fsyncThird : VS.diskThirdFiles(size),
-        goal: goal(GOALS[size]!.create), note: poolNote(created, count, deadline),
+        goal: goal(GOALS[size]!.create), note: poolNote(created, count, deadline), cpu: await meter.per(created.done),
       });
 
       log(`W2: read ${created.started} ${label}`);
+      meter = await CpuMeter.start(cluster);
       const read = await runPool(created.started, c, async (i, loop) => {
         let got = 0;
         for await (const chunk of await clients[loop]!.createReadStream(`${dir}/f${i}`)) got += (chunk as Buffer).length;
@@ -48,7 +51,7 @@ export async function smallFiles(ctx: Context): Promise<Figure[]> {
         workload: 'W2', name: `read ${label}`, value: read.done / read.seconds, unit: 'files/s',
         // Files just written are in the page cache: a read is two round trips (name server, storage server).
         vs: size < MiB ? VS.http(c) : VS.tcpFiles(size),
-        goal: goal(GOALS[size]!.read), note: poolNote(read, created.started, deadline),
+        goal: goal(GOALS[size]!.read), note: poolNote(read, created.started, deadline), cpu: await meter.per(read.done),
       });
     }
   }

@@ -6,6 +6,7 @@
  * parent (dI -> rI); the delete removes rI.
  */
 import type { SdfsClient } from '../../src/client/index.js';
+import { CpuMeter } from '../cpu-meter.js';
 import { poolNote, VS, type Context } from '../context.js';
 import type { Figure, Goal } from '../report.js';
 import { log, runPool } from '../util.js';
@@ -39,7 +40,9 @@ export async function metadata(ctx: Context): Promise<Figure[]> {
     let n = asked;
     for (const [kind, op] of kinds) {
       log(`W3: ${n} x ${kind}, ${c} client${c > 1 ? 's' : ''}`);
+      const meter = await CpuMeter.start(cluster);
       const r = await runPool(n, c, (i, loop) => op(i, clients[loop]!), deadline);
+      const cpu = await meter.per(r.done);
       const note = poolNote(r, n, deadline);
       // Later kinds need what this one made: the directories, then their new names.
       if (kind === 'mkdir' || kind === 'rename') n = r.started;
@@ -47,7 +50,7 @@ export async function metadata(ctx: Context): Promise<Figure[]> {
       figures.push({
         workload: 'W3', name: `${kind}, ${c} client${c > 1 ? 's' : ''}`, value: r.done / r.seconds, unit: 'ops/s',
         vs: VS.http(c),
-        goal, note,
+        goal, note, cpu,
       });
     }
   }
