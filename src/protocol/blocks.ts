@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { crc32 } from 'node:zlib';
+import { crc32 } from '@node-rs/crc32';
 import { SdfsError } from './errors.js';
 import { STORAGE_ADDR_PATTERN, type StorageRef } from './messages.js';
 

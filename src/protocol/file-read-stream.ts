@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { crc32 } from 'node:zlib';
+import { crc32 } from '@node-rs/crc32';
 import { request, type Dispatcher } from 'undici';
 import { CHUNK_SIZE } from './blocks.js';
 import { SdfsError, toSdfsError } from './errors.js';
