@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { Cluster, waitFor } from './helpers/cluster.js';
@@ -69,14 +70,14 @@ describe('upload and download through the name server', () => {
   it('an upload cut off mid-way leaves no file, and its blocks are cleaned away', async () => {
     const controller = new AbortController();
     let sent = 0;
-    const body = (async function* () {
+    const body = Readable.from((async function* () {
       for (;;) {
         sent += 64 * 1024;
         if (sent > 1024 * 1024) controller.abort();
         yield Buffer.alloc(64 * 1024, 1);
         await new Promise((r) => setTimeout(r, 1));
       }
-    })();
+    })());
     await assert.rejects(request(`${base}?path=/cut`, { method: 'PUT', body, signal: controller.signal }));
     // The name server notices the broken connection and aborts the upload; the file never appears.
     assert.equal(await cluster.client().exists('/cut'), false);

@@ -140,7 +140,7 @@ describe('Broadcaster and Discovery on loopback', () => {
       await real.start();
       try {
         const f = await waitFor('the real name server to be found', () => found, 5000);
-        assert.equal(f.url, 'http://127.0.0.1:4321');
+        assert.equal(f?.url, 'http://127.0.0.1:4321');
       } finally {
         await real.stop();
       }

@@ -130,7 +130,7 @@ describe('re-replication after a storage server dies, and cleaning when it retur
     const client = cluster.client();
     const files = new Map([...(await writeFiles(client, '/dec', 8, 150_000))]);
     const leaving = cluster.storages[2]!;
-    const r = await cluster.cli(['decommission', leaving.id.slice(0, 10), '--wait']);
+    const r = await cluster.cli(['decommission', leaving.id!.slice(0, 10), '--wait']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /is drained/);
     await cluster.stopStorage(2);
