@@ -1,10 +1,10 @@
 import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { AUTH_HEADERS } from './auth.js';
 import { ChunkCrcs, formatPipeline } from './blocks.js';
 import { SdfsError, toSdfsError } from './errors.js';
-import { addrToUrl, readJson } from './http.js';
+import { addrToUrl, readJson, requestAt } from './http.js';
 import { BLOCK_HEADERS, type PutBlockResponse, type StorageRef } from './messages.js';
 
 /**
@@ -42,7 +42,7 @@ export class BlockSender {
   }
 
   private send(body: Buffer | PassThrough): Promise<void> {
-    this.response = request(`${addrToUrl(this.head.addr)}/v1/blocks/${this.blockId}`, {
+    this.response = requestAt(addrToUrl(this.head.addr), `/v1/blocks/${this.blockId}`, {
       method: 'PUT', body, headers: this.headers, dispatcher: this.dispatcher,
     }).then((res) => readJson<PutBlockResponse>(res));
     this.settled = this.response.then(() => undefined, (err: unknown) => {

@@ -1,10 +1,10 @@
 import { Readable } from 'node:stream';
 import { crc32 } from '@node-rs/crc32';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { CHUNK_SIZE } from './blocks.js';
 import { SdfsError, toSdfsError } from './errors.js';
 import { AUTH_HEADERS } from './auth.js';
-import { addrToUrl, readJson } from './http.js';
+import { addrToUrl, readJson, requestAt } from './http.js';
 import { BLOCK_HEADERS, type BlockLocation, type BlocksResponse } from './messages.js';
 
 export interface ReadOptions {
@@ -135,7 +135,7 @@ class VerifiedReadStream extends Readable {
     const alignedEnd = Math.min(Math.ceil(to / chunkSize) * chunkSize, block.size);
     const headers: Record<string, string> = { range: `bytes=${alignedStart}-${alignedEnd - 1}` };
     if (block.token !== undefined) headers[AUTH_HEADERS.blockToken] = block.token;
-    const res = await request(`${addrToUrl(addr)}/v1/blocks/${block.id}`, { dispatcher: this.dispatcher, signal: this.signal, headers })
+    const res = await requestAt(addrToUrl(addr), `/v1/blocks/${block.id}`, { dispatcher: this.dispatcher, signal: this.signal, headers })
       .catch((err: unknown) => { throw toSdfsError(err); });
     // undici reports a body destroyed from this side as an error; the failures that matter are
     // handled where the body is read, and this one must not go unhandled.
