@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { AUTH_HEADERS } from './auth.js';
-import { ChunkCrcs, formatPipeline } from './blocks.js';
+import { ChunkCrcs, formatPipeline, sameCrcs, SHA256_BYTES, SHA256_TRAILER } from './blocks.js';
 import { SdfsError, toSdfsError } from './errors.js';
 import { addrToUrl, readJson, requestAt } from './http.js';
 import { BLOCK_HEADERS, type PutBlockResponse, type StorageRef } from './messages.js';
@@ -21,7 +21,17 @@ const WHOLE_LIMIT = 64 * 1024;
  * small file, at every hop); a longer one is streamed from there on. `write` resolves when the chunk is
  * handed on, so the sender's source is paused while the pipeline is slow; if the pipeline fails,
  * writes resolve at once and `finish` tells why.
+ *
+ * Between storage servers the body may end with the head's SHA-256 (see SHA256_TRAILER): the head
+ * sends it with `trailer: 'append'` and gives the digest to `finish`; a server further down passes
+ * the body on as it came, digest included, with `trailer: 'passthrough'`.
  */
+export interface BlockSenderOptions {
+  /** Computes the chunk CRC-32s of what is sent and compares them with the head's (a client does). */
+  verify?: boolean;
+  trailer?: 'append' | 'passthrough';
+}
+
 export class BlockSender {
   /** The streamed body, once the block has outgrown WHOLE_LIMIT. */
   private body: PassThrough | undefined;
@@ -29,16 +39,18 @@ export class BlockSender {
   private response: Promise<PutBlockResponse> | undefined;
   private settled: Promise<void> | undefined;
   private readonly crcs: ChunkCrcs | null;
+  private readonly trailer: BlockSenderOptions['trailer'];
   private readonly headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
   private failure: SdfsError | undefined;
   private bytes = 0;
 
-  /** `verify: false` skips the checksums, for a sender that computes them for the same bytes elsewhere already. */
   constructor(readonly head: StorageRef, readonly rest: StorageRef[], readonly blockId: string, token: string | undefined,
-    private readonly dispatcher: Dispatcher, verify = true) {
-    this.crcs = verify ? new ChunkCrcs() : null;
+    private readonly dispatcher: Dispatcher, opts: BlockSenderOptions = {}) {
+    this.crcs = opts.verify === false ? null : new ChunkCrcs();
+    this.trailer = opts.trailer;
     if (token !== undefined) this.headers[AUTH_HEADERS.blockToken] = token;
     if (rest.length > 0) this.headers[BLOCK_HEADERS.pipeline] = formatPipeline(rest);
+    if (opts.trailer) this.headers[BLOCK_HEADERS.trailer] = SHA256_TRAILER;
   }
 
   private send(body: Buffer | PassThrough): Promise<void> {
@@ -52,6 +64,7 @@ export class BlockSender {
     return this.settled;
   }
 
+  /** The block's bytes sent so far (a passed-on digest not counted once the body is complete). */
   get size(): number {
     return this.bytes;
   }
@@ -84,15 +97,21 @@ export class BlockSender {
    * Ends the block and waits for the pipeline's answer. The answer is checked against what was sent:
    * a head whose chunk CRC-32s differ from the sender's stored other bytes, and that is a failure, as
    * is a head that stored fewer. The block's SHA-256 is the head's (hashed once, where it is stored:
-   * the sender's CRCs already tie the head's bytes to the ones sent).
+   * the sender's CRCs already tie the head's bytes to the ones sent). `sha256`: the digest to append
+   * (`trailer: 'append'`).
    */
-  async finish(): Promise<{ reply?: PutBlockResponse; size: number; error?: SdfsError }> {
+  async finish(sha256?: Buffer): Promise<{ reply?: PutBlockResponse; size: number; error?: SdfsError }> {
+    if (this.trailer === 'append' && sha256?.length !== SHA256_BYTES) throw new Error('BlockSender: the digest to append is missing');
+    if (this.trailer === 'passthrough') this.bytes -= SHA256_BYTES; // what came through ended with the digest
     if (this.failure) return { size: this.bytes, error: this.failure };
+    const tail = this.trailer === 'append' ? [sha256!] : [];
     if (this.body) {
+      for (const piece of tail) this.body.write(piece);
       this.body.end();
       await this.settled;
     } else {
-      const whole = this.held.length === 1 ? this.held[0]! : Buffer.concat(this.held);
+      const pieces = [...this.held, ...tail];
+      const whole = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
       this.held = [];
       await this.send(whole);
     }
@@ -111,8 +130,4 @@ export class BlockSender {
     this.held = [];
     this.body?.destroy(err);
   }
-}
-
-function sameCrcs(a: number[], b: number[]): boolean {
-  return a.length === b.length && a.every((c, i) => c === b[i]);
 }

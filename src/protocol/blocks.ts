@@ -55,6 +55,47 @@ export class ChunkCrcs {
   }
 }
 
+export function sameCrcs(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((c, i) => c === b[i]);
+}
+
+/**
+ * Down a write pipeline, a block's SHA-256 is computed once, by the head: it appends the 32 bytes of
+ * the digest to the body it forwards (with the header `x-sdfs-trailer: sha256`), and the servers
+ * after it store that digest instead of hashing every byte again. Their copies are tied to the
+ * head's bytes by their chunk CRC-32s, which each upstream server compares with its own; the
+ * scrubber later recomputes the SHA-256 of every copy from its disk.
+ */
+export const SHA256_TRAILER = 'sha256';
+export const SHA256_BYTES = 32;
+
+/** Splits a body that ends with a trailer of `size` bytes: the bytes before it come out as they arrive. */
+export class TrailerSplitter {
+  private tail: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly size = SHA256_BYTES) {}
+
+  /** The data bytes this chunk makes certain (none of the last `size` bytes seen so far). */
+  push(chunk: Buffer): Buffer[] {
+    if (chunk.length >= this.size) {
+      const out = this.tail.length > 0 ? [this.tail] : [];
+      const cut = chunk.length - this.size;
+      if (cut > 0) out.push(chunk.subarray(0, cut));
+      this.tail = chunk.subarray(cut);
+      return out;
+    }
+    const all = Buffer.concat([this.tail, chunk]);
+    const cut = Math.max(0, all.length - this.size);
+    this.tail = all.subarray(cut);
+    return cut > 0 ? [all.subarray(0, cut)] : [];
+  }
+
+  /** The trailer, once the body has ended; undefined if the body was shorter than a trailer. */
+  end(): Buffer | undefined {
+    return this.tail.length === this.size ? this.tail : undefined;
+  }
+}
+
 /** The pipeline header lists the storage servers that still have to store a block. */
 export function formatPipeline(targets: StorageRef[]): string {
   return targets.map((t) => `${t.id}@${t.addr}`).join(',');

@@ -265,4 +265,6 @@ export const BLOCK_HEADERS = {
   crcs: 'x-sdfs-crcs',
   blockSize: 'x-sdfs-block-size',
   sha256: 'x-sdfs-sha256',
+  /** On a block write between storage servers: `sha256`, the body ends with the head's digest (see SHA256_TRAILER). */
+  trailer: 'x-sdfs-trailer',
 } as const;

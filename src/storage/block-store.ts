@@ -91,8 +91,11 @@ export class BlockStore {
     return join(this.blocksDir, id.slice(0, 2), id);
   }
 
-  /** Starts writing a new block; the caller feeds it the bytes and commits or aborts it. */
-  async createWriter(id: string, maxSize: number): Promise<BlockWriter> {
+  /**
+   * Starts writing a new block; the caller feeds it the bytes and commits or aborts it. `hashed: false`
+   * when the block's SHA-256 comes with it (from the head of a write pipeline) and is given to `commit`.
+   */
+  async createWriter(id: string, maxSize: number, opts: { hashed?: boolean } = {}): Promise<BlockWriter> {
     validateId(id);
     if (this.ids.has(id) || this.writing.has(id)) throw new SdfsError('EEXIST', `block ${id} already exists`);
     this.writing.add(id);
@@ -106,7 +109,7 @@ export class BlockStore {
         this.usedBytes += fileBytes;
         this.cacheMeta(meta);
         return meta;
-      }, () => this.writing.delete(id));
+      }, () => this.writing.delete(id), opts.hashed ?? true);
     } catch (err) {
       this.writing.delete(id);
       throw toSdfsError(err);
@@ -201,7 +204,8 @@ export class BlockStore {
 
 export class BlockWriter {
   private size = 0;
-  private readonly hash: Hash = createHash('sha256');
+  private readonly hash: Hash | null;
+  private digest: string | undefined;
   private readonly crcs = new ChunkCrcs(CHUNK_SIZE);
   private done = false;
   /** Bytes received but not yet written: written in large pieces, or all at once at commit. */
@@ -217,7 +221,10 @@ export class BlockWriter {
     private readonly maxSize: number,
     private readonly publish: (meta: BlockMeta, fileBytes: number) => Promise<BlockMeta>,
     private readonly release: () => void,
-  ) {}
+    hashed: boolean,
+  ) {
+    this.hash = hashed ? createHash('sha256') : null;
+  }
 
   get bytes(): number {
     return this.size;
@@ -226,7 +233,7 @@ export class BlockWriter {
   async write(chunk: Buffer): Promise<void> {
     if (this.size + chunk.length > this.maxSize) throw new SdfsError('ETOOBIG', `block larger than ${this.maxSize} bytes`);
     this.size += chunk.length;
-    this.hash.update(chunk);
+    this.hash?.update(chunk);
     this.crcs.update(chunk);
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
@@ -249,15 +256,30 @@ export class BlockWriter {
     }
   }
 
-  /** Appends the trailer, fsyncs, and makes the block visible. */
-  async commit(): Promise<BlockMeta> {
+  /** The SHA-256 of the bytes written, once they are all written (a hashing writer only). */
+  sha256(): string {
+    if (!this.hash) throw new Error('BlockWriter: this writer does not hash');
+    this.digest ??= this.hash.digest('hex');
+    return this.digest;
+  }
+
+  /**
+   * Appends the trailer, fsyncs, and makes the block visible. `sha256`: the block's digest as the head
+   * of the pipeline computed it, for a writer that does not hash.
+   */
+  async commit(sha256?: string): Promise<BlockMeta> {
     if (this.size === 0) {
       // Release the id and the temporary file: a later write of this id must not find it taken.
       await this.abort();
       throw new SdfsError('EINVAL', 'empty block');
     }
+    const digest = sha256 ?? (this.hash ? this.sha256() : undefined);
+    if (digest === undefined || !/^[0-9a-f]{64}$/.test(digest)) {
+      await this.abort();
+      throw new SdfsError('EINVAL', 'block without a valid SHA-256');
+    }
     const meta: BlockMeta = {
-      v: 1, id: this.id, size: this.size, sha256: this.hash.digest('hex'),
+      v: 1, id: this.id, size: this.size, sha256: digest,
       chunkSize: CHUNK_SIZE, crcs: this.crcs.finish(), created: Date.now(),
     };
     const trailer = Buffer.from(JSON.stringify(meta));

@@ -1,13 +1,20 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
 import { AUTH_HEADERS, checkBlockToken, verifyRequest, type BlockOp, type ClusterKeys } from '../protocol/auth.js';
-import { parsePipeline, validateId } from '../protocol/blocks.js';
+import { parsePipeline, sameCrcs, SHA256_BYTES, SHA256_TRAILER, TrailerSplitter, validateId } from '../protocol/blocks.js';
 import { SdfsError, toSdfsError } from '../protocol/errors.js';
 import { readBlock } from '../protocol/file-read-stream.js';
 import { parseRange } from '../protocol/range.js';
 import { BLOCK_HEADERS, FetchBlockRequest, type PutBlockResponse } from '../protocol/messages.js';
-import type { BlockStore } from './block-store.js';
+import type { BlockStore, BlockWriter } from './block-store.js';
 import { BlockSender } from '../protocol/block-sender.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Signed with the cluster secret: another storage server or the name server. */
+    clusterMember: boolean;
+  }
+}
 
 /**
  * Who may call a route: cluster members only (requests signed with the cluster secret), or also the
@@ -23,8 +30,12 @@ const BLOCK_WRITE = { config: { access: { block: 'write' } satisfies Access } };
  * routes, a valid token for that block passes; anything else (and any unknown route) is refused.
  */
 export function installStorageAuth(app: FastifyInstance, keys: ClusterKeys): void {
+  app.decorateRequest('clusterMember', false);
   app.addHook('onRequest', async (req: FastifyRequest) => {
-    if (verifyRequest(keys, header(req, AUTH_HEADERS.cluster), req.method, req.url)) return;
+    if (verifyRequest(keys, header(req, AUTH_HEADERS.cluster), req.method, req.url)) {
+      req.clusterMember = true;
+      return;
+    }
     const access = (req.routeOptions.config as { access?: Access }).access;
     if (access && 'block' in access) {
       const id = validateId((req.params as { id?: string }).id);
@@ -46,27 +57,49 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
 
   app.put('/v1/blocks/:id', BLOCK_WRITE, async (req: FastifyRequest<{ Params: { id: string } }>) => {
     const id = validateId(req.params.id);
+    // From an upstream storage server, the body ends with the block's SHA-256 as the head computed it.
+    const trailer = header(req, BLOCK_HEADERS.trailer);
+    if (trailer !== undefined && trailer !== SHA256_TRAILER) throw new SdfsError('EINVAL', `unknown block trailer: ${trailer}`);
+    const withDigest = trailer === SHA256_TRAILER;
+    // Only a storage server forwarding a block may name its digest; a client's bytes are hashed here.
+    if (withDigest && !req.clusterMember) throw new SdfsError('EACCES', 'a block digest is taken from storage servers only');
     // A body announced too large is refused before a byte of it is read.
-    if (Number(header(req, 'content-length') ?? 0) > maxBlockSize) throw new SdfsError('ETOOBIG', `block larger than ${maxBlockSize} bytes`);
+    if (Number(header(req, 'content-length') ?? 0) > maxBlockSize + (withDigest ? SHA256_BYTES : 0)) {
+      throw new SdfsError('ETOOBIG', `block larger than ${maxBlockSize} bytes`);
+    }
     const pipeline = parsePipeline(header(req, BLOCK_HEADERS.pipeline));
-    const writer = await store.createWriter(id, maxBlockSize);
-    // The rest of the pipeline is sent the same token (it is valid for this block on any server).
+    const writer = await store.createWriter(id, maxBlockSize, { hashed: !withDigest });
+    // The rest of the pipeline is sent the same token (it is valid for this block on any server), and
+    // the digest: this server's if it is the head, else the one it was sent.
     const token = header(req, AUTH_HEADERS.blockToken);
-    const forwarder = pipeline.length > 0 ? new BlockSender(pipeline[0]!, pipeline.slice(1), id, token, dispatcher, false) : null;
+    const forwarder = pipeline.length > 0
+      ? new BlockSender(pipeline[0]!, pipeline.slice(1), id, token, dispatcher, { verify: false, trailer: withDigest ? 'passthrough' : 'append' })
+      : null;
+    const split = withDigest ? new TrailerSplitter() : null;
+    let sha256: string;
     try {
       for await (const chunk of req.raw as AsyncIterable<Buffer>) {
-        await Promise.all([writer.write(chunk), forwarder?.write(chunk)]);
+        await Promise.all([split ? writeAll(writer, split.push(chunk)) : writer.write(chunk), forwarder?.write(chunk)]);
       }
+      if (split) {
+        const digest = split.end();
+        if (!digest) throw new SdfsError('EINVAL', 'block body shorter than its SHA-256 trailer');
+        sha256 = digest.toString('hex');
+      } else sha256 = writer.sha256();
     } catch (err) {
       forwarder?.abort();
       await writer.abort();
       throw toSdfsError(err);
     }
-    const [meta, downstream] = await Promise.all([writer.commit(), forwarder?.finish()]);
+    const [meta, downstream] = await Promise.all([
+      writer.commit(sha256),
+      forwarder?.finish(withDigest ? undefined : Buffer.from(sha256, 'hex')),
+    ]);
     const out: PutBlockResponse = { id, size: meta.size, sha256: meta.sha256, crcs: meta.crcs, stored: [selfId] };
     if (forwarder && downstream) {
       const r = downstream.reply;
-      if (r && r.sha256 === meta.sha256) {
+      // The next server did not hash: its chunk CRC-32s must be this server's.
+      if (r && r.sha256 === meta.sha256 && r.size === meta.size && sameCrcs(r.crcs, meta.crcs)) {
         out.stored.push(...r.stored);
         if (r.failed?.length) out.failed = r.failed;
       } else {
@@ -137,4 +170,8 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
 function header(req: FastifyRequest, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
+}
+
+async function writeAll(writer: BlockWriter, pieces: Buffer[]): Promise<void> {
+  for (const piece of pieces) await writer.write(piece);
 }

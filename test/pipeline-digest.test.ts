@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { request } from 'undici';
+import { newId, TrailerSplitter } from '../src/protocol/blocks.js';
+import { AUTH_HEADERS } from '../src/protocol/auth.js';
+import { BLOCK_HEADERS } from '../src/protocol/messages.js';
+import { Cluster } from './helpers/cluster.js';
+import { sha256 } from './helpers/data.js';
+
+/** A block file as a storage server keeps it: [data][trailer JSON][trailer length u32 BE]["SDB1"]. */
+async function blockFile(dataDir: string, id: string): Promise<{ data: Buffer; meta: { sha256: string; size: number; crcs: number[] } }> {
+  const raw = await readFile(join(dataDir, 'blocks', id.slice(0, 2), id));
+  assert.equal(raw.subarray(raw.length - 4).toString(), 'SDB1');
+  const len = raw.readUInt32BE(raw.length - 8);
+  const meta = JSON.parse(raw.subarray(raw.length - 8 - len, raw.length - 8).toString()) as { sha256: string; size: number; crcs: number[] };
+  return { data: raw.subarray(0, raw.length - 8 - len), meta };
+}
+
+describe('the trailer splitter', () => {
+  it('hands on every byte before the trailer, however the body is cut, and keeps the trailer', () => {
+    for (let round = 0; round < 200; round++) {
+      const data = randomBytes(Math.floor(Math.random() * 300));
+      const digest = randomBytes(32);
+      const body = Buffer.concat([data, digest]);
+      const split = new TrailerSplitter();
+      const out: Buffer[] = [];
+      for (let off = 0; off < body.length;) {
+        const n = 1 + Math.floor(Math.random() * (round % 2 ? 40 : 3));
+        out.push(...split.push(body.subarray(off, off + n)));
+        off += n;
+      }
+      assert.deepEqual(Buffer.concat(out), data);
+      assert.deepEqual(split.end(), digest);
+    }
+    const short = new TrailerSplitter();
+    assert.deepEqual(short.push(randomBytes(31)), []);
+    assert.equal(short.end(), undefined);
+  });
+});
+
+// The head of a write pipeline hashes a block; the servers after it take its digest, and their copies
+// are tied to its bytes by chunk CRC-32s.
+describe('a block hashed once down the pipeline', () => {
+  let cluster: Cluster;
+  before(async () => { cluster = await Cluster.start({ storages: 3, replication: 3, blockSize: 4 * 1024 * 1024 }); });
+  after(async () => { await cluster?.stop(); });
+
+  it('every replica holds the same bytes and the true SHA-256, for a block sent whole and for a streamed one', async () => {
+    const client = cluster.client();
+    // 5,000 bytes go whole (with a content-length); 4 MiB + 3 MiB are streamed, several chunks each.
+    const files = new Map([['/small', randomBytes(5000)], ['/large', randomBytes(7 * 1024 * 1024 + 123)]]);
+    for (const [path, data] of files) await client.writeFile(path, data);
+    for (const [path, data] of files) {
+      const { blocks } = await client.blocks(path);
+      let offset = 0;
+      for (const b of blocks) {
+        const expected = data.subarray(offset, offset + b.size);
+        offset += b.size;
+        assert.equal(b.sha256, sha256(expected), `${path}: the name server's digest`);
+        assert.equal(b.replicas.length, 3);
+        const copies = await Promise.all(cluster.storages.map((s) => blockFile(s.dataDir, b.id)));
+        for (const [i, copy] of copies.entries()) {
+          assert.ok(copy.data.equals(expected), `${path} block ${b.index}: replica ${i} holds other bytes`);
+          assert.equal(copy.meta.sha256, sha256(expected), `${path} block ${b.index}: replica ${i} recorded another digest`);
+          assert.deepEqual(copy.meta.crcs, copies[0]!.meta.crcs);
+        }
+      }
+      assert.equal(offset, data.length);
+    }
+  });
+
+  it('a client may not send a digest of its own: the storage server hashes what a client sends', async () => {
+    const id = newId();
+    const s = cluster.storages[0]!;
+    const data = randomBytes(1000);
+    const res = await request(`http://127.0.0.1:${s.port}/v1/blocks/${id}`, {
+      method: 'PUT', body: Buffer.concat([data, randomBytes(32)]),
+      headers: { [AUTH_HEADERS.blockToken]: cluster.blockToken(id, 'write'), [BLOCK_HEADERS.trailer]: 'sha256' },
+    });
+    const body = await res.body.json() as { error: { code: string } };
+    assert.equal(res.statusCode, 403);
+    assert.equal(body.error.code, 'EACCES');
+    assert.equal((await cluster.blocksOnDisk(0)).has(id), false);
+  });
+
+  it('a next server that stored other bytes than the head is reported failed, and the head keeps its copy', async () => {
+    // A peer that answers as a storage server would, with the head's digest (the end of the body it
+    // was sent) and the right size, but with chunk CRC-32s that are not the head's.
+    let trailerSeen: string | undefined;
+    const fake: Server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      trailerSeen = req.headers[BLOCK_HEADERS.trailer] as string | undefined;
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({
+          id: req.url!.split('/').pop(), size: body.length - 32, sha256: body.subarray(body.length - 32).toString('hex'), crcs: [12345], stored: [newId()],
+        }));
+      });
+    });
+    fake.listen(0, '127.0.0.1');
+    await once(fake, 'listening');
+    try {
+      const fakeId = newId();
+      const id = newId();
+      const data = randomBytes(1000);
+      const res = await request(`http://127.0.0.1:${cluster.storages[0]!.port}/v1/blocks/${id}`, {
+        method: 'PUT', body: data,
+        headers: {
+          [AUTH_HEADERS.blockToken]: cluster.blockToken(id, 'write'),
+          [BLOCK_HEADERS.pipeline]: `${fakeId}@127.0.0.1:${(fake.address() as AddressInfo).port}`,
+        },
+      });
+      const reply = await res.body.json() as { sha256: string; stored: string[]; failed?: { id: string }[] };
+      assert.equal(res.statusCode, 200);
+      assert.equal(trailerSeen, 'sha256');
+      assert.equal(reply.sha256, sha256(data));
+      assert.equal(reply.stored.length, 1, 'the copy with other checksums was counted as stored');
+      assert.deepEqual(reply.failed?.map((f) => f.id), [fakeId]);
+      assert.ok((await blockFile(cluster.storages[0]!.dataDir, id)).data.equals(data));
+    } finally {
+      fake.close();
+    }
+  });
+});
