@@ -58,13 +58,19 @@ export class Namespace {
   lookup(absPath: string): Inode | undefined {
     const names = splitPath(absPath);
     if (names.length === 0) return this.q.byId.get(ROOT_ID);
+    const dir = this.dirOf(names);
+    return dir === undefined ? undefined : this.q.child.get(dir, names[names.length - 1]!);
+  }
+
+  /** The id of the directory that holds the path `names` (not the root), or undefined if there is none. */
+  private dirOf(names: string[]): number | undefined {
     let dir = ROOT_ID;
     for (let i = 0; i < names.length - 1; i++) {
       const next = this.q.childDir.get(dir, names[i]!);
       if (next === undefined) return undefined;
       dir = next;
     }
-    return this.q.child.get(dir, names[names.length - 1]!);
+    return dir;
   }
 
   get(absPath: string): Inode {
@@ -128,12 +134,15 @@ export class Namespace {
   }
 
   insert(abs: string, type: 'file' | 'dir', size = 0, replication = 0, blockSize = 0): Inode {
-    if (abs === '/') throw new SdfsError('EEXIST', 'the root already exists');
-    const parent = this.parentDir(abs);
+    const names = splitPath(abs);
+    if (names.length === 0) throw new SdfsError('EEXIST', 'the root already exists');
+    // By ids alone; parentDir says what is wrong (no such directory, or not one) when that fails.
+    const parent = this.dirOf(names) ?? this.parentDir(abs).id;
+    const name = names[names.length - 1]!;
     const now = Date.now();
-    const info = this.q.insert.run(parent.id, baseName(abs), type, size, replication, blockSize, now, now);
-    this.q.touch.run(now, parent.id);
-    return this.q.byId.get(Number(info.lastInsertRowid))!;
+    const info = this.q.insert.run(parent, name, type, size, replication, blockSize, now, now);
+    this.q.touch.run(now, parent);
+    return { id: Number(info.lastInsertRowid), parent, name, type, size, replication, block_size: blockSize, ctime: now, mtime: now };
   }
 
   /**
