@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import type { SdfsClient } from '../src/client/index.js';
 import { Cluster, FAST_FAILURE, waitFor } from './helpers/cluster.js';
-import { randomStream, sha256Of } from './helpers/data.js';
+import { randomStream, sha256, sha256Of } from './helpers/data.js';
 import { readBlock } from '../src/protocol/file-read-stream.js';
 import { newAgent } from '../src/protocol/http.js';
 import { AUTH_HEADERS } from '../src/protocol/auth.js';
@@ -221,5 +221,48 @@ describe('damaged replicas and strays', () => {
     assert.equal(st.code, 0);
     assert.match(st.stdout, /3 alive, 1 dead/);
     assert.match(st.stdout, /under-replicated 1/);
+  });
+});
+
+describe('forgetting a dead storage server', () => {
+  let cluster: Cluster;
+  before(async () => { cluster = await Cluster.start({ storages: 4, blockSize: 64 * 1024, nameArgs: FAST_FAILURE }); });
+  after(async () => { await cluster?.stop(); });
+
+  it('is refused while it lives or holds the only copy, forgets its replicas when forced, and takes it back if it returns', async () => {
+    const client = cluster.client();
+    const files = await writeFiles(client, '/kept', 6, 150_000);
+    await client.writeFile('/one-copy', Buffer.alloc(1000, 7), { replication: 1 });
+    const holder = (await client.blocks('/one-copy')).blocks[0]!.replicas[0]!.id;
+    const index = cluster.storages.findIndex((s) => s.id === holder);
+
+    const live = await cluster.cli(['forget', holder.slice(0, 12)]);
+    assert.equal(live.code, 7, live.stdout + live.stderr);
+    assert.match(live.stderr, /is alive/);
+    assert.equal((await cluster.cli(['forget', 'f'.repeat(32)])).code, 2);
+
+    await cluster.stopStorage(index, 'SIGKILL');
+    await waitFor('the holder to be dead', async () => (await client.status()).storages.some((s) => s.id === holder && !s.alive));
+    const onlyCopy = await cluster.cli(['forget', holder.slice(0, 12)]);
+    assert.equal(onlyCopy.code, 7, onlyCopy.stdout + onlyCopy.stderr);
+    assert.match(onlyCopy.stderr, /only replica/);
+    assert.ok((await client.status()).storages.some((s) => s.id === holder), 'a refused forget changed the cluster');
+
+    const forced = await cluster.cli(['forget', holder.slice(0, 12), '--force']);
+    assert.equal(forced.code, 0, forced.stdout + forced.stderr);
+    assert.match(forced.stdout, /is forgotten: \d+ replica\(s\).*1 block\(s\) had no other replica/);
+    assert.equal((await client.status()).storages.some((s) => s.id === holder), false);
+    for (const path of files.keys()) {
+      for (const b of (await client.blocks(path)).blocks) assert.ok(!b.replicas.some((r) => r.id === holder), `${path}: a forgotten replica is still listed`);
+    }
+    // The others are made again from the remaining copies; the one-copy file has lost its data.
+    await waitFor('every kept file back at 3 replicas', async () => (await cluster.cli(['fsck', '/kept'])).code === 0);
+    await assertReadable(client, files);
+    assert.equal((await cluster.cli(['fsck', '/one-copy'])).code, 12);
+
+    // Its disk was not gone after all: it registers again and its copy counts once more.
+    await cluster.restartStorage(index);
+    await waitFor('the one-copy file whole again', async () => (await cluster.cli(['fsck', '/one-copy'])).code === 0);
+    assert.equal((await sha256Of(await client.createReadStream('/one-copy'))).sha256, sha256(Buffer.alloc(1000, 7)));
   });
 });

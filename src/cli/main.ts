@@ -389,6 +389,16 @@ program.command('decommission')
     console.log(`${s.id} (${s.addr}) is drained: it can be stopped`);
   }));
 
+program.command('forget')
+  .description('forget a dead storage server for good (id, id prefix or address): its disk is gone; the replicas it held are made again from the others')
+  .argument('<storage>')
+  .option('--force', 'also if some blocks had their only replica there (their files have lost data)')
+  .action(clientAction('forget', async (client, storage: string, o: { force?: boolean }) => {
+    const r = await client.forget(storage, { force: o.force });
+    console.log(`${r.id} (${r.addr}) is forgotten: ${r.replicas} replica(s) it held will be made again from the others`
+      + (r.onlyCopies > 0 ? `; ${r.onlyCopies} block(s) had no other replica and are lost (sdfs fsck lists their files)` : ''));
+  }));
+
 async function main(): Promise<void> {
   try {
     await program.parseAsync(process.argv);

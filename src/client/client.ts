@@ -6,7 +6,7 @@ import type { Agent } from 'undici';
 import { SdfsError } from '../protocol/errors.js';
 import { newAgent } from '../protocol/http.js';
 import type {
-  BlocksResponse, ClusterResponse, FileStat, FsckResponse, ListResponse, StatusResponse, StorageInfo,
+  BlocksResponse, ClusterResponse, FileStat, ForgetResponse, FsckResponse, ListResponse, StatusResponse, StorageInfo,
 } from '../protocol/messages.js';
 import { resolvePath } from '../protocol/paths.js';
 import { apiCaller, type ApiCaller } from '../protocol/api-caller.js';
@@ -117,6 +117,11 @@ export class SdfsClient {
   /** Drains a storage server (by id, id prefix or address) so that it can be stopped without loss; `cancel` undoes it. */
   decommission(storage: string, opts: { cancel?: boolean } = {}): Promise<StorageInfo> {
     return this.api('POST', '/storages/decommission', { storage, cancel: opts.cancel ?? false });
+  }
+
+  /** Forgets a dead storage server for good (see `sdfs forget`). */
+  forget(storage: string, opts: { force?: boolean } = {}): Promise<ForgetResponse> {
+    return this.api('POST', '/storages/forget', { storage, force: opts.force ?? false });
   }
 
   createWriteStream(path: string, opts: WriteOptions = {}): FileWriteStream {

@@ -1,3 +1,4 @@
+import { SdfsError } from '../protocol/errors.js';
 import type { BlockHealth } from '../protocol/messages.js';
 import { atomic, type Atomic, type Db } from './db.js';
 
@@ -94,6 +95,23 @@ export class BlockMap {
       this.q.dropReplica.run(block, storage);
       this.q.addGarbage.run(block, storage);
       return true;
+    });
+  }
+
+  /**
+   * Forgets every replica that a storage server was known to hold, and its queued deletions: the
+   * server is gone for good. Refuses (EBUSY) if a block had no other replica, unless `force`.
+   */
+  forgetStorage(storage: string, force: boolean): { replicas: number; onlyCopies: number } {
+    return this.atomic(() => {
+      const { n: onlyCopies } = this.db.prepare<[string], { n: number }>(`SELECT count(*) AS n FROM replicas r WHERE r.storage = ?
+        AND NOT EXISTS (SELECT 1 FROM replicas o WHERE o.block = r.block AND o.storage != r.storage)`).get(storage)!;
+      if (onlyCopies > 0 && !force) {
+        throw new SdfsError('EBUSY', `${onlyCopies} block(s) have their only replica on ${storage}: their files lose data if it is forgotten (force it once that disk is gone for good)`);
+      }
+      const replicas = this.db.prepare<[string]>('DELETE FROM replicas WHERE storage = ?').run(storage).changes;
+      this.db.prepare<[string]>('DELETE FROM garbage WHERE storage = ?').run(storage);
+      return { replicas, onlyCopies };
     });
   }
 

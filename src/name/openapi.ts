@@ -96,6 +96,11 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   'POST /storages/decommission': {
     tag: 'storage servers', summary: 'Drains a storage server before it is stopped (or cancels)', response: messages.StorageInfo, errors: ['ENOENT', 'EINVAL'],
   },
+  'POST /storages/forget': {
+    tag: 'storage servers', summary: 'Forgets a dead storage server for good, and the replicas it held (they are re-made from the others)',
+    response: messages.ForgetResponse, errors: ['ENOENT', 'EINVAL', 'EBUSY'],
+    description: 'Refused (EBUSY) while the server is alive, and, unless `force`, when a block has no other replica.',
+  },
   'GET /openapi.json': { tag: 'meta', summary: 'This description of the API (OpenAPI 3.1)', response: 'openapi' },
   'GET /session': { tag: 'meta', summary: 'Whether access keys are required, and what the caller may do', response: SessionResponse },
   'POST /session': {

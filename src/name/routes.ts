@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { SdfsError } from '../protocol/errors.js';
 import {
   AllocateBlockRequest, API_PREFIX, CompleteBlockRequest, CreateRequest, DeleteRequest, MkdirRequest, MoveRequest,
-  BadReplicaReport, BlockReport, CommitRequest, DecommissionRequest, FileStat, ListResponse, OpenUploadRequest, PathQuery, StorageReport,
+  BadReplicaReport, BlockReport, CommitRequest, DecommissionRequest, FileStat, ForgetRequest, ListResponse, OpenUploadRequest, PathQuery, StorageReport,
   BlocksResponse, type ClusterResponse, type HeartbeatResponse,
 } from '../protocol/messages.js';
 import { resolvePath } from '../protocol/paths.js';
@@ -107,6 +107,19 @@ export function registerApiRoutes(app: FastifyInstance, s: NameServices): void {
     const target = s.storages.find(req.body.storage);
     await commit(() => s.storages.setState(target.id, req.body.cancel ? 'normal' : 'draining'));
     return s.storages.get(target.id)!;
+  });
+  app.post(`${p}/storages/forget`, { schema: { body: ForgetRequest } }, async (req: Req<ForgetRequest>) => {
+    const target = s.storages.find(req.body.storage);
+    // Both in one change: the storage server and every replica it was known to hold, or neither. The
+    // registry changes memory as well as rows, so it goes last, when nothing can fail after it.
+    const forgotten = await commit(() => {
+      s.storages.checkForgettable(target.id);
+      const replicas = s.map.forgetStorage(target.id, req.body.force ?? false);
+      s.storages.forget(target.id);
+      return replicas;
+    });
+    s.replicator.markDirty();
+    return { id: target.id, addr: target.addr, ...forgotten };
   });
   app.get(`${p}/cluster/status`, async () => s.health.status());
   app.get(`${p}/fsck`, { schema: { querystring: PathQuery } }, async (req: Req<unknown, PathQuery>) => s.health.fsck(req.query.path));

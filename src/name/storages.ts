@@ -55,6 +55,21 @@ export class StorageRegistry {
     this.onChange?.();
   }
 
+  /** Throws unless the storage server may be forgotten: known, and not alive. */
+  checkForgettable(id: string): void {
+    const s = this.byId.get(id);
+    if (!s) throw new SdfsError('ENOENT', `no storage server ${id}`);
+    if (this.isAlive(s)) throw new SdfsError('EBUSY', `storage server ${id} (${s.addr}) is alive: decommission it, stop it, then forget it`);
+  }
+
+  /** Forgets a storage server that is not alive (the caller forgets its replicas in the same change). */
+  forget(id: string): void {
+    this.checkForgettable(id);
+    this.byId.delete(id);
+    this.db.prepare('DELETE FROM storages WHERE id = ?').run(id);
+    this.onChange?.();
+  }
+
   /** Finds a storage server by id, unique id prefix, or address. */
   find(ref: string): StorageInfo {
     const all = this.all();

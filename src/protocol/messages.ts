@@ -163,6 +163,25 @@ export const DecommissionRequest = Type.Object({
 });
 export type DecommissionRequest = Static<typeof DecommissionRequest>;
 
+/** Forgets a dead storage server for good: its disk is gone, its replicas are not coming back. */
+export const ForgetRequest = Type.Object({
+  /** A storage server's id, a unique prefix of it, or its address. */
+  storage: Type.String({ minLength: 1, maxLength: 300 }),
+  /** Also if some blocks had their only known replica there (their files have lost data). */
+  force: Type.Optional(Type.Boolean()),
+});
+export type ForgetRequest = Static<typeof ForgetRequest>;
+
+export const ForgetResponse = Type.Object({
+  id: IdField,
+  addr: Type.String(),
+  /** Replicas it was known to hold, now forgotten (the others are re-made from the remaining copies). */
+  replicas: Type.Integer(),
+  /** Of those, blocks that had no other replica. */
+  onlyCopies: Type.Integer(),
+});
+export type ForgetResponse = Static<typeof ForgetResponse>;
+
 /** Replication health of the blocks of files, as counted by the name server. */
 export const BlockHealth = Type.Object({
   blocks: Type.Integer(),
