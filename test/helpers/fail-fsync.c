@@ -22,22 +22,22 @@ static int failing(int fd) {
   return strcmp(path + n - 4, "-wal") == 0;
 }
 
-int fdatasync(int fd) {
-  static int (*real)(int);
-  if (real == NULL) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+/* The real call, looked up once, unless the WAL is to fail. */
+static int sync_or_fail(int (**real)(int), const char *name, int fd) {
+  if (*real == NULL) *real = (int (*)(int))dlsym(RTLD_NEXT, name);
   if (failing(fd)) {
     errno = EIO;
     return -1;
   }
-  return real(fd);
+  return (*real)(fd);
+}
+
+int fdatasync(int fd) {
+  static int (*real)(int);
+  return sync_or_fail(&real, "fdatasync", fd);
 }
 
 int fsync(int fd) {
   static int (*real)(int);
-  if (real == NULL) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-  if (failing(fd)) {
-    errno = EIO;
-    return -1;
-  }
-  return real(fd);
+  return sync_or_fail(&real, "fsync", fd);
 }
