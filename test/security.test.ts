@@ -260,6 +260,35 @@ describe('access keys', () => {
     assert.ok(!answer.includes('rddir]['), `a classic answer came back: ${answer.slice(0, 80)}`);
     assert.ok(answer === '' || answer.startsWith('HTTP/1.1 400'), answer.slice(0, 80));
   });
+
+  it('keys are read again on SIGHUP: a revoked key is refused and a new one works, without a restart', async () => {
+    const added = `new-${randomBytes(16).toString('hex')}`;
+    const pid = cluster.name.child.pid!;
+    const before = cluster.client(ro);
+    assert.equal((await before.stat('/f')).size, data.length);
+    // A file that does not parse keeps the old keys, and the server running.
+    writeFileSync(keysFile, `rw ${rw}\nnot a key line\n`);
+    process.kill(pid, 'SIGHUP');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await before.stat('/f')).size, data.length, 'a bad keys file took effect');
+    // The ro key revoked, a new one added.
+    writeFileSync(keysFile, `rw ${rw}\nro ${added}\n`);
+    process.kill(pid, 'SIGHUP');
+    await waitFor('the ro key to be refused', async () => {
+      try {
+        await before.stat('/f');
+        return false;
+      } catch (err) {
+        return (err as SdfsError).code === 'EAUTH';
+      }
+    }, 5000);
+    assert.equal((await cluster.client(added).stat('/f')).size, data.length);
+    await rejects(cluster.client(added).mkdir('/no'), 'EACCES');
+    assert.equal(cluster.name.child.exitCode, null, 'the name server did not survive SIGHUP');
+    writeFileSync(keysFile, `rw ${rw}\nro ${ro}\n`);
+    process.kill(pid, 'SIGHUP');
+    await waitFor('the ro key back', async () => (await cluster.client(ro).stat('/f').catch(() => undefined)) !== undefined, 5000);
+  });
 });
 
 describe('TLS', () => {

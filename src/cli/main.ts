@@ -172,9 +172,14 @@ program.command('name')
     blockReportMs: number; replicationIntervalMs: number; maxCopies: number;
     cluster: string; broadcast: boolean; broadcastAddress: string; broadcastIntervalMs: number; discoveryPort: number;
     secretFile?: string; blockTokenTtlMs: number; accessKeysFile?: string; accessKeys?: string }) => {
-    const accessKeys = new AccessKeys();
-    if (o.accessKeysFile !== undefined) accessKeys.addFile(o.accessKeysFile);
-    if (o.accessKeys !== undefined) accessKeys.addList(o.accessKeys, '--access-keys');
+    // Read again on SIGHUP, so that a key is added or revoked without a restart.
+    const loadAccessKeys = (): AccessKeys => {
+      const keys = new AccessKeys();
+      if (o.accessKeysFile !== undefined) keys.addFile(o.accessKeysFile);
+      if (o.accessKeys !== undefined) keys.addList(o.accessKeys, '--access-keys');
+      return keys;
+    };
+    const accessKeys = loadAccessKeys();
     const tls = tlsFiles(o);
     await (await servers()).runNameServer({
       host: o.host, port: o.port, dataDir: o.dataDir, replication: o.replication, blockSize: o.blockSize,
@@ -184,7 +189,7 @@ program.command('name')
       discoveryPort: o.discoveryPort, classic: classicConfig(o, accessKeys.required, tls !== undefined),
       secret: o.secretFile === undefined ? undefined : validateSecret(readGiven(o.secretFile, '--secret-file').toString('utf8'), o.secretFile),
       blockTokenTtlMs: o.blockTokenTtlMs, accessKeys, tls, tlsCa: tlsCa(),
-    });
+    }, loadAccessKeys);
   });
 
 program.command('storage')

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { resolve, join } from 'node:path';
+import type { AccessKeys } from '../name/access-keys.js';
 import { NAME_DEFAULTS, type NameConfig } from '../name/config.js';
 import { startNameServer } from '../name/server.js';
 import { STORAGE_DEFAULTS, type StorageConfig } from '../storage/config.js';
@@ -9,14 +10,35 @@ import { SECRET_FILE } from '../protocol/cluster-secret.js';
 
 /** `sdfs name`, `sdfs storage` and `sdfs up`: the server processes and the local cluster. */
 
-/** Runs until SIGINT or SIGTERM, then stops cleanly. Prints one JSON line when listening. */
-export async function runNameServer(config: NameConfig): Promise<void> {
+/**
+ * Runs until SIGINT or SIGTERM, then stops cleanly. Prints one JSON line when listening. On SIGHUP it
+ * reads the access keys again (`loadAccessKeys`): a key is added or revoked without a restart.
+ */
+export async function runNameServer(config: NameConfig, loadAccessKeys?: () => AccessKeys): Promise<void> {
   const server = await startNameServer(config);
+  if (loadAccessKeys) process.on('SIGHUP', () => reloadAccessKeys(config.accessKeys, loadAccessKeys));
   console.log(JSON.stringify({ event: 'listening', role: 'name', port: server.port, url: server.url, classicPort: server.classicPort, dataDir: config.dataDir }));
   // A name server whose database log cannot be synced exits (non-zero), to be restarted and recover.
   const failure = await Promise.race([untilSignal().then(() => undefined), server.failed]);
   await server.stop();
   if (failure) throw failure;
+}
+
+function reloadAccessKeys(current: AccessKeys, load: () => AccessKeys): void {
+  let fresh: AccessKeys;
+  try {
+    fresh = load();
+  } catch (err) {
+    console.error(`name server: access keys not reloaded, the old ones stay: ${(err as Error).message}`);
+    return;
+  }
+  // With keys or without is decided at start (the classic protocol, for one, is off with keys).
+  if (fresh.required !== current.required) {
+    console.error(`name server: access keys not reloaded: going ${fresh.required ? 'from no keys to keys' : 'from keys to none'} needs a restart`);
+    return;
+  }
+  current.replaceWith(fresh);
+  console.log(JSON.stringify({ event: 'access-keys', keys: fresh.size }));
 }
 
 export async function runStorageServer(config: StorageConfig): Promise<void> {

@@ -55,6 +55,12 @@ export class AccessKeys {
     return this.addLines(text, path);
   }
 
+  /** Takes the keys of `other` in place of its own (a reload: the server holds this object). */
+  replaceWith(other: AccessKeys): void {
+    this.byDigest.clear();
+    for (const [digest, role] of other.byDigest) this.byDigest.set(digest, role);
+  }
+
   add(role: Role, key: string): void {
     const digest = keyDigest(key);
     // The same key listed twice with both roles gets the lesser one.
