@@ -52,6 +52,31 @@ describe('the cluster secret and block tokens', () => {
     assert.ok(readFileSync(cluster.secretFile, 'utf8').trim().length >= 32);
   });
 
+  it('a name server given a secret file that does not exist yet makes it there, and a storage server joins with it', async () => {
+    const dir = join(cluster.dataDir, 'elsewhere');
+    const file = join(dir, 'shared', 'cluster.secret');
+    const procs: Awaited<ReturnType<typeof startProcess>>[] = [];
+    try {
+      const name = await startProcess(['name', '--host', '127.0.0.1', '--port', '0', '--data-dir', join(dir, 'name'), '--no-broadcast',
+        '--heartbeat-ms', '300', '--secret-file', file]);
+      procs.push(name);
+      assert.equal(statSync(file).mode & 0o777, 0o600);
+      assert.equal(statSync(join(dir, 'name', 'cluster.secret'), { throwIfNoEntry: false }), undefined, 'a second secret was made in the data dir');
+      const url = `http://127.0.0.1:${name.port}`;
+      const storage = await startProcess(['storage', '--name-server', url, '--host', '127.0.0.1', '--port', '0',
+        '--data-dir', join(dir, 'storage'), '--secret-file', file, '--heartbeat-ms', '300']);
+      procs.push(storage);
+      const c = connect(url);
+      try {
+        await waitFor('the storage server to join', async () => (await c.cluster()).storages.some((s) => s.id === storage.id && s.alive));
+      } finally {
+        await c.close();
+      }
+    } finally {
+      await Promise.all(procs.map((p) => stopProcess(p)));
+    }
+  });
+
   it('a storage server without the secret does not start; with a wrong one it cannot join', async () => {
     const none = await runCli(['storage', '--name-server', cluster.url, '--port', '0', '--host', '127.0.0.1', '--data-dir', join(cluster.dataDir, 'nosecret')]);
     assert.equal(none.code, 6);

@@ -161,7 +161,7 @@ program.command('name')
     .argParser(ipv4Opt).default(NAME_DEFAULTS.broadcastAddress))
   .option('--broadcast-interval-ms <ms>', 'interval between two announcements', msOpt, NAME_DEFAULTS.broadcastIntervalMs)
   .option('--discovery-port <port>', 'UDP port the announcements go to', udpPortOpt, NAME_DEFAULTS.discoveryPort)
-  .addOption(envOption('--secret-file <path>', 'the cluster secret (default: <data-dir>/cluster.secret, made on the first start)', 'SDFS_SECRET_FILE'))
+  .addOption(envOption('--secret-file <path>', 'the file of the cluster secret, made there on the first start (default: <data-dir>/cluster.secret)', 'SDFS_SECRET_FILE'))
   .option('--block-token-ttl-ms <ms>', 'how long a block token handed to a client stays valid', msOpt, NAME_DEFAULTS.blockTokenTtlMs)
   .addOption(envOption('--access-keys-file <path>', 'clients\' access keys, a line each: "rw KEY" or "ro KEY"; with none, clients need no key', 'SDFS_ACCESS_KEYS_FILE'))
   .addOption(envOption('--access-keys <list>', 'access keys as rw:KEY,ro:KEY (prefer the file or the variable: flags show in ps)', 'SDFS_ACCESS_KEYS'))
@@ -187,7 +187,7 @@ program.command('name')
       blockReportMs: o.blockReportMs, replicationIntervalMs: o.replicationIntervalMs, maxCopies: o.maxCopies,
       cluster: o.cluster, broadcast: o.broadcast, broadcastAddress: o.broadcastAddress, broadcastIntervalMs: o.broadcastIntervalMs,
       discoveryPort: o.discoveryPort, classic: classicConfig(o, accessKeys.required, tls !== undefined),
-      secret: o.secretFile === undefined ? undefined : validateSecret(readGiven(o.secretFile, '--secret-file').toString('utf8'), o.secretFile),
+      secretFile: o.secretFile,
       blockTokenTtlMs: o.blockTokenTtlMs, accessKeys, tls, tlsCa: tlsCa(),
     }, loadAccessKeys);
   });

@@ -41,8 +41,8 @@ export interface NameConfig {
   discoveryPort: number;
   /** Interval between two announcements, ms. */
   broadcastIntervalMs: number;
-  /** The cluster secret; undefined: the one in the data dir, made there on the first start. */
-  secret?: string;
+  /** The file of the cluster secret, made there on the first start; undefined: `cluster.secret` in the data dir. */
+  secretFile?: string;
   /** How long a block token the name server hands out stays valid, ms. */
   blockTokenTtlMs: number;
   /** Clients' access keys; with none, clients need no key. */

@@ -1,7 +1,8 @@
+import { join } from 'node:path';
 import * as fs from 'node:fs/promises';
 import { SdfsError } from '../protocol/errors.js';
 import { clusterDispatcher, deriveKeys, issueBlockToken } from '../protocol/auth.js';
-import { loadOrCreateSecret } from '../protocol/cluster-secret.js';
+import { loadOrCreateSecret, SECRET_FILE } from '../protocol/cluster-secret.js';
 import { addrToUrl, callJson, newAgent } from '../protocol/http.js';
 import { installErrorHandler, newApp } from '../protocol/http-server.js';
 import type { ClusterResponse } from '../protocol/messages.js';
@@ -39,7 +40,7 @@ export interface RunningNameServer {
 /** Starts a name server: opens its database, serves the API, and runs the background cleaner. */
 export async function startNameServer(config: NameConfig): Promise<RunningNameServer> {
   await fs.mkdir(config.dataDir, { recursive: true });
-  const keys = deriveKeys(config.secret ?? await loadOrCreateSecret(config.dataDir));
+  const keys = deriveKeys(await loadOrCreateSecret(config.secretFile ?? join(config.dataDir, SECRET_FILE)));
   const db = openDb(config.dataDir);
   const ns = new Namespace(db);
   const storages = new StorageRegistry(db, config.deadAfterMs);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SdfsError } from './errors.js';
 
@@ -21,15 +21,18 @@ export function validateSecret(text: string, where: string): string {
   return secret;
 }
 
-/** The name server's secret: read from its data dir, or made there (atomically, mode 0600) on the first start. */
-export async function loadOrCreateSecret(dataDir: string): Promise<string> {
-  const file = join(dataDir, SECRET_FILE);
+/**
+ * The name server's secret: read from `file` (by default `cluster.secret` in its data dir), or made
+ * there (atomically, mode 0600) on the first start.
+ */
+export async function loadOrCreateSecret(file: string): Promise<string> {
   try {
     return validateSecret(await fs.readFile(file, 'utf8'), file);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   const secret = randomBytes(32).toString('base64url');
+  await fs.mkdir(dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.${process.pid}.tmp`;
   await fs.writeFile(tmp, secret + '\n', { mode: 0o600, flush: true });
   // Another process may have made one meanwhile: link fails then, and the first one stays.
