@@ -1,6 +1,6 @@
 import { createReadStream as createLocalReadStream, createWriteStream as createLocalWriteStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
-import { Readable, Transform } from 'node:stream';
+import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Agent } from 'undici';
 import { SdfsError } from '../protocol/errors.js';
@@ -139,9 +139,7 @@ export class SdfsClient {
     opts: WriteOptions & { onProgress?: Progress } = {}): Promise<FileStat> {
     const out = this.createWriteStream(path, opts);
     const input = typeof source === 'string' || source instanceof Uint8Array ? Readable.from([Buffer.from(source)]) : source;
-    // A stage only for a caller that watches the progress: each one costs every chunk a hop.
-    if (opts.onProgress) await pipeline(input, progressStage(opts.onProgress), out, { signal: opts.signal });
-    else await pipeline(input, out, { signal: opts.signal });
+    await copy(input, out, opts);
     return out.stat!;
   }
 
@@ -161,8 +159,7 @@ export class SdfsClient {
     const tmp = `${localPath}.sdfs-partial-${process.pid}`;
     try {
       const source = createFileReadStream(located, this.agent, opts, this.onReplicaFailure, () => this.blocks(located.stat.path));
-      if (opts.onProgress) await pipeline(source, progressStage(opts.onProgress), createLocalWriteStream(tmp), { signal: opts.signal });
-      else await pipeline(source, createLocalWriteStream(tmp), { signal: opts.signal });
+      await copy(source, createLocalWriteStream(tmp), opts);
       await fs.rename(tmp, localPath);
     } catch (err) {
       await fs.rm(tmp, { force: true });
@@ -199,4 +196,11 @@ export function connect(url: string, opts: ClientOptions = {}): SdfsClient {
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new SdfsError('EINVAL', `unsupported URL scheme: ${parsed.protocol}`);
   if (opts.key !== undefined && !/^[\x21-\x7e]{1,256}$/.test(opts.key)) throw new SdfsError('EINVAL', 'an access key is 1 to 256 printable characters without spaces');
   return new SdfsClient(parsed.origin, opts);
+}
+
+/** Pipes `source` into `sink`, through a progress stage only for a caller that watches the progress (a stage costs every chunk a hop). */
+async function copy(source: Readable | Iterable<Uint8Array> | AsyncIterable<Uint8Array>, sink: Writable,
+  opts: { onProgress?: Progress; signal?: AbortSignal }): Promise<void> {
+  if (opts.onProgress) await pipeline(source, progressStage(opts.onProgress), sink, { signal: opts.signal });
+  else await pipeline(source, sink, { signal: opts.signal });
 }
