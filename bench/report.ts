@@ -148,7 +148,7 @@ export function formatReport(r: Results): string {
     ]), new Set([2, 4])));
   const costed = r.figures.filter((f) => f.cpu);
   if (costed.length) {
-    out.push('', `CPU time per unit of each figure (ms, user + system, all threads), and the most that ${m.cores} cores carry at that cost`);
+    out.push('', `CPU time per unit of each figure (ms, user + system, all threads), and the most the machine carries at that cost (all ${m.cores} cores for the whole, one for each process)`);
     out.push(table(['', 'figure', 'per', 'client', 'name', 'storages', 'total', 'ceiling', 'unit', 'goal'],
       costed.map((f) => {
         const c = f.cpu!;
