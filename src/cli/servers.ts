@@ -48,15 +48,13 @@ export async function runStorageServer(config: StorageConfig): Promise<void> {
   await server.stop();
 }
 
-function untilSignal(): Promise<void> {
+function untilSignal(signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM']): Promise<void> {
   return new Promise((done) => {
     const stop = (): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
+      for (const s of signals) process.off(s, stop);
       done();
     };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
+    for (const s of signals) process.on(s, stop);
   });
 }
 
@@ -137,7 +135,9 @@ export async function runUp(o: UpOptions): Promise<number> {
     await stopAll();
     throw err;
   }
-  await untilSignal();
+  // Also when its terminal closes (SIGHUP): the name server takes SIGHUP as "read the keys again",
+  // so it would outlive the cluster if this process did not stop it.
+  await untilSignal(['SIGINT', 'SIGTERM', 'SIGHUP']);
   console.log('stopping sdfs...');
   await stopAll();
   return 0;
