@@ -107,7 +107,7 @@ function fetchText(origin: string, path: string, opts: Omit<RequestOptions, 'sig
         else chunks.push(chunk);
       },
       onResponseEnd() {
-        resolve({ status, text: Buffer.concat(chunks, bytes).toString('utf8') });
+        resolve({ status, text: (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, bytes)).toString('utf8') });
       },
       onResponseError(_controller, err) {
         reject(err);
