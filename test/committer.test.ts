@@ -50,6 +50,25 @@ describe('group commit', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  it('a change that throws half-way is undone whole, and the others of its batch stay', async () => {
+    const wal = new HeldSyncer();
+    wal.healed = true;
+    const committer = new Committer(db, wal);
+    // One batch (same turn of the event loop): the first change makes a directory, then fails.
+    const [failed, kept] = await Promise.all([
+      settled(committer.run(() => {
+        ns.mkdir('/half/way', true);
+        throw new SdfsError('EINVAL', 'and then it failed');
+      })),
+      settled(committer.run(() => ns.mkdir('/whole'))),
+    ]);
+    assert.equal(failed.ok, false);
+    assert.equal(kept.ok, true);
+    assert.equal(wal.calls.length, 1, 'the two changes were not one batch');
+    assert.equal(ns.lookup('/half'), undefined, 'a failed change left a directory behind');
+    assert.equal(ns.lookup('/whole')?.type, 'dir');
+  });
+
   it('answers a change only after its fsync, and one failed fsync stops every later change', async () => {
     const wal = new HeldSyncer();
     const committer = new Committer(db, wal);

@@ -1,5 +1,5 @@
 import { SdfsError } from '../protocol/errors.js';
-import { atomic, type Atomic, type Db } from './db.js';
+import { savepoint, type Atomic, type Db } from './db.js';
 
 /** What makes the committed changes durable: `WalSync` (an fdatasync of the WAL). */
 export interface Syncer {
@@ -45,10 +45,10 @@ export class Committer {
   /** Settles (never rejects) with the reason once the committer takes no more changes. */
   readonly failed = new Promise<SdfsError>((settle) => { this.onFailure = settle; });
 
-  private readonly atomic: Atomic;
+  private readonly savepoint: Atomic;
 
   constructor(db: Db, private readonly wal: Syncer) {
-    this.atomic = atomic(db);
+    this.savepoint = savepoint(db);
   }
 
   run<T>(fn: () => T): Promise<T> {
@@ -72,10 +72,10 @@ export class Committer {
     }
     const applied: Applied[] = [];
     try {
-      this.atomic(() => {
+      this.savepoint(() => {
         for (const item of batch) {
           try {
-            applied.push({ item, result: { ok: true, value: this.atomic(item.fn) } });
+            applied.push({ item, result: { ok: true, value: this.savepoint(item.fn) } });
           } catch (error) {
             applied.push({ item, result: { ok: false, error } });
           }

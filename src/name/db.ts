@@ -4,14 +4,26 @@ import { dirname, join } from 'node:path';
 
 export type Db = Database.Database;
 
-/** Runs `fn` in a transaction, or in a savepoint when one is open already; all or nothing. */
+/** Runs `fn` all or nothing. */
 export type Atomic = <T>(fn: () => T) => T;
 
 /**
- * One transaction wrapper for a database, made once: better-sqlite3's `db.transaction(fn)` builds
- * its wrappers on every call (7% of the name server's time under a burst of mkdirs, in a profile).
+ * All or nothing for the namespace's and the block map's changes: `fn` runs in a transaction of its
+ * own, or, when one is open already, as part of it, and whoever opened it undoes it all on a throw
+ * (the committer runs each change in a savepoint of its own; nothing inside a change catches and
+ * goes on). A savepoint per nested call cost a fifth of a mkdir's database time.
  */
 export function atomic(db: Db): Atomic {
+  const run = db.transaction((fn: () => unknown) => fn());
+  return <T>(fn: () => T): T => (db.inTransaction ? fn() : run(fn) as T);
+}
+
+/**
+ * Runs `fn` in a transaction, or in a savepoint of its own when one is open: a throw undoes `fn`'s
+ * changes only, and the transaction goes on. One wrapper per database, made once (better-sqlite3's
+ * `db.transaction(fn)` builds its wrappers on every call: 7% of the name server under mkdirs).
+ */
+export function savepoint(db: Db): Atomic {
   const run = db.transaction((fn: () => unknown) => fn());
   return <T>(fn: () => T): T => run(fn) as T;
 }
