@@ -4,7 +4,7 @@ import type { Dispatcher } from 'undici';
 import { AUTH_HEADERS } from './auth.js';
 import { ChunkCrcs, formatPipeline, sameCrcs, SHA256_BYTES, SHA256_TRAILER } from './blocks.js';
 import { SdfsError, toSdfsError } from './errors.js';
-import { addrToUrl, readJson, requestAt } from './http.js';
+import { addrToUrl, requestJson } from './http.js';
 import { BLOCK_HEADERS, type PutBlockResponse, type StorageRef } from './messages.js';
 
 /**
@@ -54,9 +54,9 @@ export class BlockSender {
   }
 
   private send(body: Buffer | PassThrough): Promise<void> {
-    this.response = requestAt(addrToUrl(this.head.addr), `/v1/blocks/${this.blockId}`, {
+    this.response = requestJson<PutBlockResponse>(addrToUrl(this.head.addr), `/v1/blocks/${this.blockId}`, {
       method: 'PUT', body, headers: this.headers, dispatcher: this.dispatcher,
-    }).then((res) => readJson<PutBlockResponse>(res));
+    });
     this.settled = this.response.then(() => undefined, (err: unknown) => {
       this.failure = toSdfsError(err);
       this.body?.destroy();

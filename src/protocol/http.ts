@@ -84,6 +84,12 @@ export async function callJson<T>(baseUrl: string, path: string, opts: JsonCallO
   return parseJson<T>(answer.status, answer.text);
 }
 
+/** One request to `origin` for `path` whose answer is JSON (a block PUT's, for one); errors as in callJson. */
+export async function requestJson<T>(origin: string, path: string, opts: Omit<RequestOptions, 'signal'>): Promise<T> {
+  const answer = await fetchText(origin, path, opts);
+  return parseJson<T>(answer.status, answer.text);
+}
+
 /**
  * One request whose answer is read whole, as text (a JSON answer), through undici's `dispatch` with a
  * handler of its own: no response stream is made for it, a fifth of a small call's client CPU.
