@@ -7,9 +7,9 @@
  * it; only less CPU per unit can. The cost is measured at the phase's own load, where it is higher
  * than alone (the processes share the cores and their caches).
  */
-import { readFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import type { Cluster } from '../test/helpers/cluster.js';
+import { cpuTicksOf } from './util.js';
 
 /** Milliseconds of CPU per unit of the figure, by process, and what the cores allow at that cost. */
 export interface CpuPerUnit {
@@ -25,15 +25,8 @@ export interface CpuPerUnit {
   ceiling: number;
 }
 
-/** /proc/<pid>/stat counts in USER_HZ, which Linux fixes at 100 per second for user space. */
-const MS_PER_TICK = 10;
-
-async function cpuMsOf(pid: number): Promise<number> {
-  const text = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  // After the command name: utime and stime are fields 14 and 15 (indexes 11 and 12 here).
-  return (Number(fields[11]) + Number(fields[12])) * MS_PER_TICK;
-}
+/** /proc counts in USER_HZ, which Linux fixes at 100 per second for user space. */
+const cpuMsOf = async (pid: number): Promise<number> => (await cpuTicksOf(pid)) * 10;
 
 const ownMs = (): number => {
   const u = process.cpuUsage();

@@ -176,10 +176,16 @@ export async function machineCpu(): Promise<{ busy: number; total: number }> {
   return { busy: total - idle, total };
 }
 
-/** Jiffies of CPU used by this process and by its children that have ended (the servers, once stopped). */
-export async function ownCpu(): Promise<number> {
-  const text = await readFile('/proc/self/stat', 'utf8');
+/**
+ * Jiffies (USER_HZ, 100 a second on Linux) of CPU from `/proc/<pid>/stat`: user and system time of
+ * all its threads, and with `children` those of its children that have ended.
+ */
+export async function cpuTicksOf(pid: number | 'self', children = false): Promise<number> {
+  const text = await readFile(`/proc/${pid}/stat`, 'utf8');
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   // After the command name: state is field 3; utime, stime, cutime, cstime are fields 14-17.
-  return [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i] ?? 0), 0);
+  return (children ? [11, 12, 13, 14] : [11, 12]).reduce((sum, i) => sum + Number(fields[i] ?? 0), 0);
 }
+
+/** Jiffies of CPU used by this process and by its children that have ended (the servers, once stopped). */
+export const ownCpu = (): Promise<number> => cpuTicksOf('self', true);
