@@ -115,10 +115,9 @@ export function registerApiRoutes(app: FastifyInstance, s: NameServices): void {
     const forgotten = await commit(() => {
       s.storages.checkForgettable(target.id);
       const replicas = s.map.forgetStorage(target.id, req.body.force ?? false);
-      s.storages.forget(target.id);
+      s.storages.forget(target.id); // and the registry's onChange sets the replicator to work
       return replicas;
     });
-    s.replicator.markDirty();
     return { id: target.id, addr: target.addr, ...forgotten };
   });
   app.get(`${p}/cluster/status`, async () => s.health.status());
