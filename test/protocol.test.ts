@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { crc32 } from 'node:zlib';
 import { describe, it } from 'node:test';
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ChunkCrcs, parsePipeline, validateId } from '../src/protocol/blocks.js';
+import { eachChunk } from '../src/protocol/each-chunk.js';
 import { ERROR_TABLE, SdfsError, errorFromBody } from '../src/protocol/errors.js';
 import { baseName, isWithin, parentOf, resolvePath } from '../src/protocol/paths.js';
 import { quoteWord, tokenize } from '../src/cli/tokenize.js';
@@ -79,6 +82,38 @@ describe('block ids and checksums', () => {
     for (const bad of ['items=1-2', 'bytes=1-2,4-5', 'bytes=-']) assert.throws(() => parseRange(bad, 100), { code: 'EINVAL' });
     for (const bad of ['bytes=5-1', 'bytes=200-', 'bytes=100-']) assert.throws(() => parseRange(bad, 100), { code: 'ERANGE' });
     assert.throws(() => parseRange('bytes=0-', 0), { code: 'ERANGE' });
+  });
+});
+
+describe('eachChunk', () => {
+  it('hands on each chunk itself, one at a time, even while the source is ahead of a slow consumer', async () => {
+    const sent = Array.from({ length: 64 }, (_, i) => Buffer.alloc(16 * 1024, i));
+    let i = 0;
+    // A source with a large buffer that fills at once: async iteration would join its chunks.
+    const source = new Readable({ highWaterMark: 4 * 1024 * 1024, read() { this.push(i < sent.length ? sent[i++] : null); } });
+    const got: Buffer[] = [];
+    let busy = 0;
+    await eachChunk(source, async (chunk) => {
+      assert.equal(busy++, 0, 'a chunk was handed on before the previous one was done');
+      await sleep(1);
+      got.push(chunk);
+      busy--;
+    });
+    assert.equal(got.length, sent.length);
+    got.forEach((chunk, k) => assert.ok(chunk === sent[k], `chunk ${k} is not the buffer that was pushed`));
+  });
+
+  it('rejects with the consumer\'s error and destroys the source; rejects with the source\'s error', async () => {
+    const endless = new Readable({ read() { this.push(Buffer.alloc(1024)); } });
+    let calls = 0;
+    await assert.rejects(eachChunk(endless, () => {
+      if (++calls === 3) throw new SdfsError('ENOSPC', 'disk full');
+    }), (e: unknown) => e instanceof SdfsError && e.code === 'ENOSPC');
+    assert.equal(calls, 3);
+    assert.ok(endless.destroyed);
+
+    const failing = new Readable({ read() { this.destroy(new SdfsError('EUNAVAILABLE', 'connection lost')); } });
+    await assert.rejects(eachChunk(failing, () => undefined), (e: unknown) => e instanceof SdfsError && e.code === 'EUNAVAILABLE');
   });
 });
 

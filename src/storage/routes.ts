@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
 import { AUTH_HEADERS, checkBlockToken, verifyRequest, type BlockOp, type ClusterKeys } from '../protocol/auth.js';
 import { parsePipeline, sameCrcs, SHA256_BYTES, SHA256_TRAILER, TrailerSplitter, validateId } from '../protocol/blocks.js';
+import { eachChunk } from '../protocol/each-chunk.js';
 import { SdfsError, toSdfsError } from '../protocol/errors.js';
 import { readBlock } from '../protocol/file-read-stream.js';
 import { parseRange } from '../protocol/range.js';
@@ -78,9 +79,7 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
     const split = withDigest ? new TrailerSplitter() : null;
     let sha256: string;
     try {
-      for await (const chunk of req.raw as AsyncIterable<Buffer>) {
-        await Promise.all([split ? writeAll(writer, split.push(chunk)) : writer.write(chunk), forwarder?.write(chunk)]);
-      }
+      await eachChunk(req.raw, (chunk) => Promise.all([split ? writeAll(writer, split.push(chunk)) : writer.write(chunk), forwarder?.write(chunk)]));
       if (split) {
         const digest = split.end();
         if (!digest) throw new SdfsError('EINVAL', 'block body shorter than its SHA-256 trailer');
@@ -142,7 +141,7 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
       const writer = await store.createWriter(id, maxBlockSize);
       try {
         const located = { id, index: 0, offset: 0, size, sha256, replicas: [{ id, addr: source, alive: true }] };
-        for await (const chunk of readBlock(located, 0, size, dispatcher, undefined)) await writer.write(chunk);
+        await eachChunk(readBlock(located, 0, size, dispatcher, undefined), (chunk) => writer.write(chunk));
         if (writer.bytes !== size) throw new SdfsError('ECHECKSUM', `fetched ${writer.bytes} bytes of ${size}`);
       } catch (err) {
         await writer.abort();
