@@ -6,7 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
@@ -67,6 +68,22 @@ export function bigStream(size: number): Readable {
 /** The same bytes as an async iterable of Buffers (for clients that take one). */
 export async function* bigChunks(size: number): AsyncGenerator<Buffer> {
   for await (const chunk of bigStream(size)) yield chunk as Buffer;
+}
+
+/**
+ * Reads a stream to nowhere and counts its bytes. Through a pipeline, as `sdfs get` and `sdfs cat`
+ * send a file on: `for await` would gather the chunks buffered at each step into one new buffer, a
+ * copy of every byte that those readers do not make.
+ */
+export async function countBytes(source: Readable): Promise<number> {
+  let bytes = 0;
+  await pipeline(source, new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      bytes += chunk.length;
+      done();
+    },
+  }));
+  return bytes;
 }
 
 export interface PoolResult {

@@ -107,8 +107,8 @@ describe('eachChunk', () => {
     const endless = new Readable({ read() { this.push(Buffer.alloc(1024)); } });
     let calls = 0;
     await assert.rejects(eachChunk(endless, () => {
-      if (++calls === 3) throw new SdfsError('ENOSPC', 'disk full');
-    }), (e: unknown) => e instanceof SdfsError && e.code === 'ENOSPC');
+      if (++calls === 3) throw new SdfsError('ENOSPACE', 'disk full');
+    }), (e: unknown) => e instanceof SdfsError && e.code === 'ENOSPACE');
     assert.equal(calls, 3);
     assert.ok(endless.destroyed);
 

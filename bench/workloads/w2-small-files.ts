@@ -8,7 +8,7 @@ import type { SdfsClient } from '../../src/client/index.js';
 import { CpuMeter } from '../cpu-meter.js';
 import { poolNote, VS, type Context } from '../context.js';
 import type { Figure, Goal } from '../report.js';
-import { fmtBytes, itemData, KiB, log, MiB, runPool } from '../util.js';
+import { countBytes, fmtBytes, itemData, KiB, log, MiB, runPool } from '../util.js';
 
 /** The issue's goals, with 16 clients at R=3, in files/s. */
 const GOALS: Record<number, { create: number; read: number }> = {
@@ -43,8 +43,7 @@ export async function smallFiles(ctx: Context): Promise<Figure[]> {
       log(`W2: read ${created.started} ${label}`);
       meter = await CpuMeter.start(cluster);
       const read = await runPool(created.started, c, async (i, loop) => {
-        let got = 0;
-        for await (const chunk of await clients[loop]!.createReadStream(`${dir}/f${i}`)) got += (chunk as Buffer).length;
+        const got = await countBytes(await clients[loop]!.createReadStream(`${dir}/f${i}`));
         if (got !== size) throw new Error(`read ${got} bytes of ${size}`);
       }, deadline);
       figures.push({
