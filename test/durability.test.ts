@@ -1,14 +1,22 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect } from '../src/client/index.js';
 import { SdfsError } from '../src/protocol/errors.js';
-import { Cluster, startProcess, stopProcess, type Proc } from './helpers/cluster.js';
-import { randomStream, sha256Of } from './helpers/data.js';
+import { Cluster, FAST_FAILURE, startProcess, stopProcess, waitFor, type Proc } from './helpers/cluster.js';
+import { randomStream, sha256, sha256Of } from './helpers/data.js';
+
+/** Builds test/helpers/fail-fsync.c into `dir`: an LD_PRELOAD library that fails fsyncs on demand. */
+function buildFailFsync(dir: string): string {
+  const shim = join(dir, 'fail-fsync.so');
+  execFileSync('cc', ['-shared', '-fPIC', '-O2', '-o', shim, resolve(import.meta.dirname, 'helpers/fail-fsync.c'), '-ldl']);
+  return shim;
+}
 
 // What the cluster acknowledged survives kill -9 of the name server and restarts of storage servers.
 // (kill -9 during a burst of writes: test/crash-during-io.test.ts.)
@@ -70,8 +78,7 @@ describe('durability', () => {
     const procs: Proc[] = [];
     const clients: { close(): Promise<void> }[] = [];
     try {
-      const shim = join(dir, 'fail-fsync.so');
-      execFileSync('cc', ['-shared', '-fPIC', '-O2', '-o', shim, resolve(import.meta.dirname, 'helpers/fail-fsync.c'), '-ldl']);
+      const shim = buildFailFsync(dir);
       const trigger = join(dir, 'fail-now');
       const args = ['name', '--host', '127.0.0.1', '--port', '0', '--data-dir', join(dir, 'name'), '--no-broadcast'];
       const name = await startProcess(args, { LD_PRELOAD: shim, SDFS_FAIL_FSYNC_WHILE: trigger });
@@ -113,6 +120,49 @@ describe('durability', () => {
     } finally {
       await Promise.all(clients.map((c) => c.close().catch(() => {})));
       await Promise.all(procs.map((p) => stopProcess(p)));
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+  it('a storage server that cannot sync a block keeps neither the block nor its temporary file, and the write goes on without it', async () => {
+    // Two servers, two replicas: every block is sent to the failing one too. Blocks of one write
+    // (4 KiB files, written whole at commit) and streamed ones (full 64 KiB blocks) both.
+    const dir = await mkdtemp(join(tmpdir(), 'sdfs-failblock-'));
+    const c = await Cluster.start({ storages: 1, replication: 2, nameArgs: FAST_FAILURE });
+    try {
+      const trigger = join(dir, 'fail-now');
+      await writeFile(trigger, '');
+      const failingDir = join(await realpath(c.dataDir), 'storage-2');
+      await c.addStorage({ LD_PRELOAD: buildFailFsync(dir), SDFS_FAIL_FSYNC_WHILE: trigger, SDFS_FAIL_FSYNC_UNDER: join(failingDir, 'tmp') + '/' });
+      await c.waitForLiveStorages(2);
+      const failingId = c.storages[1]!.id;
+      const client = c.client();
+      const files = new Map<string, string>();
+      for (let i = 0; i < 12; i++) {
+        const data = randomBytes(i % 2 === 0 ? 4096 : 150_000);
+        await client.writeFile(`/f${i}`, data);
+        files.set(`/f${i}`, sha256(data));
+      }
+      for (const [path, sum] of files) {
+        assert.equal((await sha256Of(await client.createReadStream(path))).sha256, sum, path);
+        for (const b of (await client.blocks(path)).blocks) {
+          assert.ok(!b.replicas.some((r) => r.id === failingId), `${path}: a replica on the server whose fsync failed`);
+        }
+      }
+      assert.deepEqual([...await c.blocksOnDisk(1)], [], 'a block whose fsync failed is on disk');
+      // The name server keeps asking it for copies, which fail too; each attempt cleans up after itself.
+      await waitFor('no temporary block file left', async () => (await readdir(join(failingDir, 'tmp'))).length === 0);
+
+      // The disk works again: the missing replicas are made there.
+      await rm(trigger);
+      await waitFor('two replicas of every block', async () => {
+        for (const path of files.keys()) {
+          if ((await client.blocks(path)).blocks.some((b) => b.replicas.length < 2)) return false;
+        }
+        return true;
+      });
+      assert.ok((await c.blocksOnDisk(1)).size > 0);
+    } finally {
+      await c.stop();
       await rm(dir, { recursive: true, force: true });
     }
   });

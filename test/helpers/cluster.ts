@@ -141,16 +141,22 @@ export class Cluster {
     await this.startName(port);
   }
 
-  async addStorage(): Promise<Proc> {
+  /** Starts one more storage server, in `storageDir(i)`; `env` is added to its environment. */
+  async addStorage(env: NodeJS.ProcessEnv = {}): Promise<Proc> {
     const i = this.storages.length;
-    const p = await this.startStorage(join(this.dataDir, `storage-${i + 1}`), 0);
+    const p = await this.startStorage(this.storageDir(i), 0, env);
     this.storages.push(p);
     return p;
   }
 
-  private startStorage(dir: string, port: number): Promise<Proc> {
+  /** The data dir of storage server i (from 0). */
+  storageDir(i: number): string {
+    return join(this.dataDir, `storage-${i + 1}`);
+  }
+
+  private startStorage(dir: string, port: number, env: NodeJS.ProcessEnv = {}): Promise<Proc> {
     return startProcess(['storage', '--name-server', this.url, '--host', '127.0.0.1', '--port', String(port), '--data-dir', dir, '--heartbeat-ms', '500',
-      '--secret-file', this.secretFile, ...this.tlsArgs, ...this.opts.storageArgs]);
+      '--secret-file', this.secretFile, ...this.tlsArgs, ...this.opts.storageArgs], env);
   }
 
   async stopStorage(i: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
@@ -161,7 +167,7 @@ export class Cluster {
   async restartStorage(i: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const old = this.storages[i]!;
     await stopProcess(old, signal);
-    this.storages[i] = await this.startStorage(join(this.dataDir, `storage-${i + 1}`), old.port);
+    this.storages[i] = await this.startStorage(this.storageDir(i), old.port);
   }
 
   async waitForLiveStorages(n: number): Promise<void> {

@@ -1,7 +1,9 @@
 /*
- * A disk that fails on demand, for test/durability.test.ts: loaded with LD_PRELOAD into a name server,
- * it makes fdatasync(2) and fsync(2) of a file whose name ends in "-wal" (SQLite's write-ahead log)
- * fail with EIO while the file named by SDFS_FAIL_FSYNC_WHILE exists. Every other call is the real one.
+ * A disk that fails on demand, for test/durability.test.ts: loaded with LD_PRELOAD into a server, it
+ * makes fdatasync(2) and fsync(2) fail with EIO while the file named by SDFS_FAIL_FSYNC_WHILE exists,
+ * for files whose path starts with SDFS_FAIL_FSYNC_UNDER if that is set (a storage server's temporary
+ * block files), else for files whose name ends in "-wal" (a name server's SQLite write-ahead log).
+ * Every other call is the real one.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -19,6 +21,8 @@ static int failing(int fd) {
   ssize_t n = readlink(link, path, sizeof path - 1);
   if (n < 4) return 0;
   path[n] = '\0';
+  const char *under = getenv("SDFS_FAIL_FSYNC_UNDER");
+  if (under != NULL) return strncmp(path, under, strlen(under)) == 0;
   return strcmp(path + n - 4, "-wal") == 0;
 }
 
