@@ -1,5 +1,5 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { closeSync, createReadStream, fdatasync as fdatasyncCallback, openSync, renameSync, writevSync, type ReadStream } from 'node:fs';
+import { closeSync, createReadStream, fdatasync as fdatasyncCallback, openSync, read as readCallback, renameSync, writevSync, type ReadStream } from 'node:fs';
 import { promisify } from 'node:util';
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
@@ -34,6 +34,7 @@ const FOOTER_BYTES = 8;
 /** A block file up to this size is written at commit by calls that do not wait on the disk (see commit). */
 const SMALL_FILE = 64 * 1024;
 const fdatasync = promisify(fdatasyncCallback);
+const readAt = promisify(readCallback);
 const MAX_TRAILER_BYTES = 64 * 1024;
 
 export class BlockStore {
@@ -147,12 +148,13 @@ export class BlockStore {
     if (end - start > IO_UNIT) return { meta, data: createReadStream(this.pathOf(id), { start, end: end - 1, highWaterMark: IO_UNIT }) };
     const data = Buffer.allocUnsafe(end - start);
     if (data.length === 0) return { meta, data };
-    const fh = await fs.open(this.pathOf(id), 'r');
+    // Opened and closed on the event loop (why: BlockWriter.commit): only the read, which may wait on the disk, goes to the thread pool.
+    const fd = openSync(this.pathOf(id), 'r');
     try {
-      const { bytesRead } = await fh.read(data, 0, data.length, start);
+      const { bytesRead } = await readAt(fd, data, 0, data.length, start);
       if (bytesRead !== data.length) throw new SdfsError('ECHECKSUM', `block ${id} is shorter than its metadata says`);
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
     return { meta, data };
   }
