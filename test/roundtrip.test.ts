@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { SdfsError } from '../src/protocol/errors.js';
 import { Cluster } from './helpers/cluster.js';
 import { randomStream, sha256Of } from './helpers/data.js';
 
@@ -63,6 +64,16 @@ describe('round trip through a 3-server cluster', () => {
       gone.destroy(new Error('the local side failed'));
       await new Promise((r) => setTimeout(r, 50));
     }
+    // ...or cancelled by its signal: it fails with ECANCELED...
+    const cancel = new AbortController();
+    let got = 0;
+    await assert.rejects((async () => {
+      for await (const c of await client.createReadStream('/big', { signal: cancel.signal })) {
+        got += (c as Buffer).length;
+        if (got >= 8 * 1024 * 1024) cancel.abort();
+      }
+    })(), (e: unknown) => e instanceof SdfsError && e.code === 'ECANCELED');
+    assert.ok(got < 50 * 4 * 1024 * 1024, 'the whole file was read although the read was cancelled');
     // ...and read it all at a crawl, so that the reader's buffer stays full and the answers pause.
     const slow = await client.createReadStream('/big', { start: 3 * 1024 * 1024, end: 13 * 1024 * 1024 });
     const whole = await sha256Of(await client.createReadStream('/big', { start: 3 * 1024 * 1024, end: 13 * 1024 * 1024 }));

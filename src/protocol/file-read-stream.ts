@@ -4,7 +4,7 @@ import type { Dispatcher } from 'undici';
 import { CHUNK_SIZE } from './blocks.js';
 import { SdfsError, toSdfsError } from './errors.js';
 import { AUTH_HEADERS } from './auth.js';
-import { addrToUrl, readJson, requestAt } from './http.js';
+import { addrToUrl, parseJson } from './http.js';
 import { BLOCK_HEADERS, type BlockLocation, type BlocksResponse } from './messages.js';
 
 export interface ReadOptions {
@@ -14,6 +14,9 @@ export interface ReadOptions {
   end?: number;
   signal?: AbortSignal;
 }
+
+/** A storage server's error answer is a small JSON object; a larger body is not one. */
+const MAX_ERROR_BODY = 64 * 1024;
 
 /** Called when a replica fails a read, so that the caller may report or log it. */
 export type ReplicaFailure = (block: BlockLocation, replica: { id: string; addr: string }, err: SdfsError) => void;
@@ -63,13 +66,14 @@ export function readBlock(
 }
 
 /**
- * The reading machinery. The bytes of a replica's answer are checked and handed on as the pieces
- * they arrived in, in the answer's own 'data' events: no copy, no stage between the socket and the
- * reader, and backpressure by pausing the answer while the reader is full.
+ * The reading machinery. Each replica's answer is read through undici's `dispatch` with a handler of
+ * this stream's own: the bytes are checked as the socket delivers them and handed on as the pieces
+ * they arrived in (no copy, no response stream between the socket and the reader), and the answer is
+ * paused while the reader is full.
  */
 class VerifiedReadStream extends Readable {
-  /** The answer being streamed, paused while the reader is full. */
-  private body: Readable | undefined;
+  /** The answer being read, paused while the reader is full. */
+  private answer: Dispatcher.DispatchController | undefined;
   private started = false;
 
   constructor(
@@ -83,14 +87,14 @@ class VerifiedReadStream extends Readable {
   }
 
   override _read(): void {
-    if (this.body?.isPaused()) this.body.resume();
+    if (this.answer?.paused) this.answer.resume();
     if (this.started) return;
     this.started = true;
     this.readAll().then(() => this.push(null), (err: unknown) => this.destroy(toSdfsError(err)));
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    this.body?.destroy();
+    this.answer?.abort(new SdfsError('ECANCELED', 'read cancelled'));
     callback(err);
   }
 
@@ -128,66 +132,59 @@ class VerifiedReadStream extends Readable {
    * only bytes of chunks whose CRC-32 matched; `advanced` counts the bytes handed on, so that a
    * failover resumes after them.
    */
-  private async readReplica(block: BlockLocation, addr: string, from: number, to: number, advanced: (n: number) => void): Promise<void> {
+  private readReplica(block: BlockLocation, addr: string, from: number, to: number, advanced: (n: number) => void): Promise<void> {
     // Blocks are checksummed in chunks of the protocol's CHUNK_SIZE; ask for whole chunks.
     const chunkSize = CHUNK_SIZE;
     const alignedStart = Math.floor(from / chunkSize) * chunkSize;
     const alignedEnd = Math.min(Math.ceil(to / chunkSize) * chunkSize, block.size);
     const headers: Record<string, string> = { range: `bytes=${alignedStart}-${alignedEnd - 1}` };
     if (block.token !== undefined) headers[AUTH_HEADERS.blockToken] = block.token;
-    const res = await requestAt(addrToUrl(addr), `/v1/blocks/${block.id}`, { dispatcher: this.dispatcher, signal: this.signal, headers })
-      .catch((err: unknown) => { throw toSdfsError(err); });
-    // undici reports a body destroyed from this side as an error; the failures that matter are
-    // handled where the body is read, and this one must not go unhandled.
-    res.body.on('error', () => {});
-    if (res.statusCode !== 206 && res.statusCode !== 200) {
-      // The storage server's JSON error, with its code (ENOENT, EACCES for a refused token...).
-      throw await readJson(res).then(() => new SdfsError('EPROTO', `replica answered HTTP ${res.statusCode}`), (err: unknown) => toSdfsError(err));
-    }
-    if (Number(res.headers[BLOCK_HEADERS.blockSize]) !== block.size || Number(res.headers[BLOCK_HEADERS.chunkSize]) !== chunkSize) {
-      await res.body.dump();
-      throw new SdfsError('ECHECKSUM', 'replica holds a block of another size');
-    }
-    const crcs = String(res.headers[BLOCK_HEADERS.crcs] ?? '').split(',').filter((s) => s !== '').map((s) => parseInt(s, 16));
-    if (crcs.length !== Math.ceil((alignedEnd - alignedStart) / chunkSize)) {
-      await res.body.dump();
-      throw new SdfsError('EPROTO', 'replica sent the wrong number of checksums');
-    }
-    if (this.destroyed) {
-      res.body.destroy();
-      return;
-    }
 
-    const body = res.body;
+    let status = 0;
+    /** An error answer's body (JSON with the storage server's code: ENOENT, EACCES for a refused token...). */
+    let errorBody: Buffer[] | undefined;
+    let errorBytes = 0;
+    let crcs: number[] = [];
     let chunkStart = alignedStart;
     let pieces: Buffer[] = [];
     let filled = 0;
     let crc = 0;
     let chunkNo = 0;
-    this.body = body;
-    await new Promise<void>((resolve, reject) => {
-      const fail = (err: unknown): void => {
-        body.removeAllListeners('data');
-        body.destroy();
-        reject(err);
+
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const settle = (err?: SdfsError): void => {
+        if (settled) return;
+        settled = true;
+        this.answer = undefined;
+        this.signal?.removeEventListener('abort', cancel);
+        if (err) reject(err);
+        else resolve();
       };
-      body.on('data', (data: Buffer) => {
+      const fail = (controller: Dispatcher.DispatchController, err: SdfsError): void => {
+        settle(err);
+        controller.abort(err);
+      };
+      const cancel = (): void => this.answer?.abort(new SdfsError('ECANCELED', 'read cancelled'));
+      this.signal?.addEventListener('abort', cancel, { once: true });
+
+      const verify = (controller: Dispatcher.DispatchController, data: Buffer): void => {
         let off = 0;
+        let full = false;
         while (off < data.length) {
           const chunkLen = Math.min(chunkSize, alignedEnd - chunkStart);
           const piece = data.subarray(off, off + Math.min(chunkLen - filled, data.length - off));
-          if (piece.length === 0) return fail(new SdfsError('EPROTO', 'replica sent more bytes than asked for'));
+          if (piece.length === 0) return fail(controller, new SdfsError('EPROTO', 'replica sent more bytes than asked for'));
           off += piece.length;
           crc = crc32(piece, crc);
           pieces.push(piece);
           filled += piece.length;
           if (filled < chunkLen) continue;
-          if (crc >>> 0 !== crcs[chunkNo]) return fail(new SdfsError('ECHECKSUM', `chunk ${chunkStart / chunkSize} of block ${block.id} failed its checksum`));
+          if (crc >>> 0 !== crcs[chunkNo]) return fail(controller, new SdfsError('ECHECKSUM', `chunk ${chunkStart / chunkSize} of block ${block.id} failed its checksum`));
           // The verified chunk goes on as the pieces it arrived in (no copy), trimmed to [from, to).
           const lo = Math.max(from, chunkStart) - chunkStart;
           const hi = Math.min(to, chunkStart + filled) - chunkStart;
           let at = 0;
-          let full = false;
           for (const p of pieces) {
             const a = Math.max(lo - at, 0);
             const b = Math.min(hi - at, p.length);
@@ -202,19 +199,56 @@ class VerifiedReadStream extends Readable {
           filled = 0;
           crc = 0;
           chunkNo++;
-          // The reader is full: wait for its next _read.
-          if (full) body.pause();
         }
-      });
-      body.once('end', () => {
-        if (chunkStart !== alignedEnd) reject(new SdfsError('EUNAVAILABLE', 'replica closed the connection early'));
-        else resolve();
-      });
-      body.once('error', (err) => fail(toSdfsError(err)));
-      // Destroyed from this side (the reader went away): not an answer to wait for.
-      body.once('close', () => reject(new SdfsError('ECANCELED', 'read cancelled')));
-    }).finally(() => {
-      this.body = undefined;
+        // The reader is full: wait for its next _read.
+        if (full) controller.pause();
+      };
+
+      try {
+        this.dispatcher.dispatch({ origin: addrToUrl(addr), path: `/v1/blocks/${block.id}`, method: 'GET', headers }, {
+          onRequestStart: (controller) => {
+            this.answer = controller;
+            if (this.destroyed || this.signal?.aborted) controller.abort(new SdfsError('ECANCELED', 'read cancelled'));
+          },
+          onResponseStart: (controller, statusCode, h) => {
+            status = statusCode;
+            if (statusCode !== 206 && statusCode !== 200) {
+              errorBody = [];
+              return;
+            }
+            if (Number(h[BLOCK_HEADERS.blockSize]) !== block.size || Number(h[BLOCK_HEADERS.chunkSize]) !== chunkSize) {
+              return fail(controller, new SdfsError('ECHECKSUM', 'replica holds a block of another size'));
+            }
+            crcs = String(h[BLOCK_HEADERS.crcs] ?? '').split(',').filter((x) => x !== '').map((x) => parseInt(x, 16));
+            if (crcs.length !== Math.ceil((alignedEnd - alignedStart) / chunkSize)) {
+              return fail(controller, new SdfsError('EPROTO', 'replica sent the wrong number of checksums'));
+            }
+          },
+          onResponseData: (controller, data) => {
+            if (settled) return;
+            if (!errorBody) return verify(controller, data);
+            errorBytes += data.length;
+            if (errorBytes > MAX_ERROR_BODY) return fail(controller, new SdfsError('EPROTO', `replica answered HTTP ${status} with a large body`));
+            errorBody.push(data);
+          },
+          onResponseEnd: () => {
+            if (errorBody) {
+              let err: SdfsError;
+              try {
+                parseJson(status, Buffer.concat(errorBody).toString('utf8'));
+                err = new SdfsError('EPROTO', `replica answered HTTP ${status}`);
+              } catch (e) {
+                err = toSdfsError(e);
+              }
+              return settle(err);
+            }
+            settle(chunkStart === alignedEnd ? undefined : new SdfsError('EUNAVAILABLE', 'replica closed the connection early'));
+          },
+          onResponseError: (_controller, err) => settle(toSdfsError(err)),
+        });
+      } catch (err) {
+        settle(toSdfsError(err));
+      }
     });
   }
 }

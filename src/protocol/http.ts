@@ -29,17 +29,7 @@ export interface RequestOptions {
   method?: Dispatcher.HttpMethod;
   headers?: Record<string, string>;
   body?: string | Buffer | Dispatcher.DispatchOptions['body'];
-  signal?: AbortSignal;
   dispatcher?: Dispatcher;
-}
-
-/**
- * One HTTP request to `origin` (`http://host:port`) for `path` (with its query). undici's top-level
- * `request(url)` parses the URL anew on every call, a fifth of the client's CPU for a stat.
- */
-export function requestAt(origin: string, path: string, opts: RequestOptions = {}): Promise<Dispatcher.ResponseData> {
-  const { dispatcher = getGlobalDispatcher(), method = 'GET', headers, body, signal } = opts;
-  return dispatcher.request({ origin, path, method, headers, body, signal });
 }
 
 /** The origin of a base URL (a name server's address may come with a path or a slash), parsed once. */
@@ -85,7 +75,7 @@ export async function callJson<T>(baseUrl: string, path: string, opts: JsonCallO
 }
 
 /** One request to `origin` for `path` whose answer is JSON (a block PUT's, for one); errors as in callJson. */
-export async function requestJson<T>(origin: string, path: string, opts: Omit<RequestOptions, 'signal'>): Promise<T> {
+export async function requestJson<T>(origin: string, path: string, opts: RequestOptions): Promise<T> {
   const answer = await fetchText(origin, path, opts);
   return parseJson<T>(answer.status, answer.text);
 }
@@ -94,7 +84,7 @@ export async function requestJson<T>(origin: string, path: string, opts: Omit<Re
  * One request whose answer is read whole, as text (a JSON answer), through undici's `dispatch` with a
  * handler of its own: no response stream is made for it, a fifth of a small call's client CPU.
  */
-function fetchText(origin: string, path: string, opts: Omit<RequestOptions, 'signal'>): Promise<{ status: number; text: string }> {
+function fetchText(origin: string, path: string, opts: RequestOptions): Promise<{ status: number; text: string }> {
   const { dispatcher = getGlobalDispatcher(), method = 'GET', headers, body } = opts;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -122,20 +112,8 @@ function fetchText(origin: string, path: string, opts: Omit<RequestOptions, 'sig
   });
 }
 
-export async function readJson<T>(res: Dispatcher.ResponseData): Promise<T> {
-  let text: string;
-  try {
-    const len = Number(res.headers['content-length'] ?? 0);
-    if (len > MAX_JSON_RESPONSE) throw new SdfsError('ETOOBIG', 'response too large');
-    text = await res.body.text();
-  } catch (err) {
-    throw toSdfsError(err);
-  }
-  return parseJson<T>(res.statusCode, text);
-}
-
 /** An answer's JSON, or the SdfsError that an error answer carries. */
-function parseJson<T>(statusCode: number, text: string): T {
+export function parseJson<T>(statusCode: number, text: string): T {
   let parsed: unknown = undefined;
   try {
     parsed = text.length > 0 ? JSON.parse(text) : undefined;
