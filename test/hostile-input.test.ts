@@ -220,6 +220,28 @@ describe('hostile input', () => {
       const del = await send(url, { method: 'DELETE', headers: auth.signed('DELETE', `/v1/blocks/${id}`), dispatcher: agent });
       assert.equal(del.status, 200, del.body.toString());
     });
+    it('a block whose sender goes away in the middle leaves nothing behind, and the id can be written afterwards', async () => {
+      const s = cluster.storages[0]!;
+      const id = 'c'.repeat(32);
+      const auth = clusterAuth(cluster.secretFile);
+      const headers = Object.entries(auth.token(id, 'write')).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+      // 2 of the 3 MiB announced: past the first MiB, so the temporary file was made.
+      const socket = netConnect(s.port, '127.0.0.1');
+      await new Promise<void>((ok, fail) => socket.once('connect', ok).once('error', fail));
+      socket.write(`PUT /v1/blocks/${id} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n${headers}Content-Length: ${3 * 1024 * 1024}\r\n\r\n`);
+      await new Promise<void>((ok) => socket.write(randomBytes(2 * 1024 * 1024), () => ok()));
+      await waitFor('the temporary file', async () => (await readdir(join(s.dataDir, 'tmp'))).length > 0);
+      socket.destroy();
+      await waitFor('no temporary file left', async () => (await readdir(join(s.dataDir, 'tmp'))).length === 0);
+      const url = `http://127.0.0.1:${s.port}/v1/blocks/${id}`;
+      assert.equal(assertSdfsError(await get(url, auth.token(id, 'read')), 'the half-sent block'), 'ENOENT');
+      const data = randomBytes(3 * 1024 * 1024);
+      const ok = await send(url, { method: 'PUT', body: data, headers: auth.token(id, 'write'), dispatcher: agent });
+      assert.equal(ok.status, 200, ok.body.toString());
+      assert.equal(sha256((await get(url, auth.token(id, 'read'))).body), sha256(data));
+      const del = await send(url, { method: 'DELETE', headers: auth.signed('DELETE', `/v1/blocks/${id}`), dispatcher: agent });
+      assert.equal(del.status, 200, del.body.toString());
+    });
   });
 
   describe('sizes', () => {
