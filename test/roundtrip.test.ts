@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { SdfsError } from '../src/protocol/errors.js';
 import { Cluster } from './helpers/cluster.js';
-import { randomStream, sha256Of } from './helpers/data.js';
+import { randomStream, sha256, sha256Of } from './helpers/data.js';
 
 // Files of every size that matters around a block boundary, written and read back through the
 // client library against real processes; the bytes must hash the same.
@@ -109,6 +109,28 @@ describe('round trip through a 3-server cluster', () => {
     for (const b of located.blocks) assert.equal(b.replicas.length, 1);
     await client.writeFile('/r5', Buffer.alloc(10, 2), { replication: 5 });
     for (const b of (await client.blocks('/r5')).blocks) assert.equal(b.replicas.length, 3);
+  });
+
+  it('writeFile takes a string, a Buffer, a view into a larger buffer, or nothing, and stores exactly those bytes', async () => {
+    const client = cluster.client();
+    const whole = randomBytes(3 * BLOCK);
+    const view = new Uint8Array(whole.buffer, whole.byteOffset + 1000, BLOCK + 7);
+    const cases: [string, string | Uint8Array, Buffer][] = [
+      ['/w-string', 'grüße, 世界\n', Buffer.from('grüße, 世界\n')],
+      ['/w-buffer', whole, whole],
+      ['/w-view', view, whole.subarray(1000, 1000 + BLOCK + 7)],
+      ['/w-empty', '', Buffer.alloc(0)],
+    ];
+    for (const [path, source, expected] of cases) {
+      const stat = await client.writeFile(path, source);
+      assert.equal(stat.size, expected.length, path);
+      assert.equal((await sha256Of(await client.createReadStream(path))).sha256, sha256(expected), path);
+    }
+    await assert.rejects(client.writeFile('/w-string', 'again'), (e: unknown) => e instanceof SdfsError && e.code === 'EEXIST');
+    const cancel = new AbortController();
+    cancel.abort();
+    await assert.rejects(client.writeFile('/w-cancelled', whole, { signal: cancel.signal }));
+    assert.equal(await client.exists('/w-cancelled'), false);
   });
 
   it('a file is invisible until its writer ends it, and an aborted write leaves nothing', async () => {

@@ -1,7 +1,7 @@
 import { createReadStream as createLocalReadStream, createWriteStream as createLocalWriteStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { Readable, Transform, type Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import type { Agent } from 'undici';
 import { SdfsError } from '../protocol/errors.js';
 import { newAgent } from '../protocol/http.js';
@@ -138,6 +138,12 @@ export class SdfsClient {
   async writeFile(path: string, source: Readable | Iterable<Uint8Array> | AsyncIterable<Uint8Array> | Uint8Array | string,
     opts: WriteOptions & { onProgress?: Progress } = {}): Promise<FileStat> {
     const out = this.createWriteStream(path, opts);
+    if ((typeof source === 'string' || source instanceof Uint8Array) && !opts.onProgress) {
+      // One piece, written and ended as it is: a pipeline would cost a small file more CPU than its bytes do.
+      out.end(typeof source === 'string' ? Buffer.from(source) : Buffer.from(source.buffer, source.byteOffset, source.byteLength));
+      await finished(out);
+      return out.stat!;
+    }
     const input = typeof source === 'string' || source instanceof Uint8Array ? Readable.from([Buffer.from(source)]) : source;
     await copy(input, out, opts);
     return out.stat!;
