@@ -1,5 +1,5 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { closeSync, createReadStream, fdatasync as fdatasyncCallback, openSync, read as readCallback, renameSync, writevSync, type ReadStream } from 'node:fs';
+import { closeSync, createReadStream, openSync, read as readCallback, type ReadStream } from 'node:fs';
 import { promisify } from 'node:util';
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
@@ -31,11 +31,8 @@ const META_CACHE_ENTRIES = 65_536;
 /** Writes are gathered up to this size, and reads up to this size are served from one buffer. */
 const IO_UNIT = 1024 * 1024;
 const FOOTER_BYTES = 8;
-/** A block file up to this size is written at commit by calls that do not wait on the disk (see commit). */
-const SMALL_FILE = 64 * 1024;
-const fdatasync = promisify(fdatasyncCallback);
-const readAt = promisify(readCallback);
 const MAX_TRAILER_BYTES = 64 * 1024;
+const readAt = promisify(readCallback);
 
 export class BlockStore {
   private readonly blocksDir: string;
@@ -105,15 +102,20 @@ export class BlockStore {
     if (this.ids.has(id) || this.writing.has(id)) throw new SdfsError('EEXIST', `block ${id} already exists`);
     this.writing.add(id);
     const tmpPath = join(this.tmpDir, `${id}.${randomBytes(4).toString('hex')}`);
-    return new BlockWriter(id, tmpPath, maxSize, async (meta, fileBytes, sync) => {
-      if (sync) renameSync(tmpPath, this.pathOf(id));
-      else await fs.rename(tmpPath, this.pathOf(id));
-      await this.syncDir(id.slice(0, 2));
-      this.ids.set(id, fileBytes);
-      this.usedBytes += fileBytes;
-      this.cacheMeta(meta);
-      return meta;
-    }, () => this.writing.delete(id), opts.hashed ?? true);
+    try {
+      const fh = await fs.open(tmpPath, 'wx', 0o600);
+      return new BlockWriter(id, fh, tmpPath, maxSize, async (meta, fileBytes) => {
+        await fs.rename(tmpPath, this.pathOf(id));
+        await this.syncDir(id.slice(0, 2));
+        this.ids.set(id, fileBytes);
+        this.usedBytes += fileBytes;
+        this.cacheMeta(meta);
+        return meta;
+      }, () => this.writing.delete(id), opts.hashed ?? true);
+    } catch (err) {
+      this.writing.delete(id);
+      throw toSdfsError(err);
+    }
   }
 
   /** A block's metadata; `fromDisk` skips the cache (the scrubber checks what is really there). */
@@ -148,7 +150,9 @@ export class BlockStore {
     if (end - start > IO_UNIT) return { meta, data: createReadStream(this.pathOf(id), { start, end: end - 1, highWaterMark: IO_UNIT }) };
     const data = Buffer.allocUnsafe(end - start);
     if (data.length === 0) return { meta, data };
-    // Opened and closed on the event loop (why: BlockWriter.commit): only the read, which may wait on the disk, goes to the thread pool.
+    // Opened and closed on the event loop (a lookup in the directory cache, and a close of a file not
+    // written): only the read, which may wait on the disk, goes to the thread pool. Every hand-over to
+    // the pool wakes a pool thread and then the event loop, on two busy cores dearer than the call.
     const fd = openSync(this.pathOf(id), 'r');
     try {
       const { bytesRead } = await readAt(fd, data, 0, data.length, start);
@@ -209,10 +213,6 @@ export class BlockWriter {
   private digest: string | undefined;
   private readonly crcs = new ChunkCrcs(CHUNK_SIZE);
   private done = false;
-  /** The temporary file of a large block, opened when its first piece is written. */
-  private fh: Promise<fs.FileHandle> | undefined;
-  /** Whether the temporary file may exist (a small block's is made only at commit). */
-  private made = false;
   /** Bytes received but not yet written: written in large pieces, or all at once at commit. */
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -221,10 +221,10 @@ export class BlockWriter {
 
   constructor(
     readonly id: string,
+    private readonly fh: fs.FileHandle,
     private readonly tmpPath: string,
     private readonly maxSize: number,
-    /** Makes the synced temporary file the block (`sync`: rename without the thread pool). */
-    private readonly publish: (meta: BlockMeta, fileBytes: number, sync: boolean) => Promise<BlockMeta>,
+    private readonly publish: (meta: BlockMeta, fileBytes: number) => Promise<BlockMeta>,
     private readonly release: () => void,
     hashed: boolean,
   ) {
@@ -255,9 +255,7 @@ export class BlockWriter {
     this.pending = [];
     this.pendingBytes = 0;
     try {
-      this.made = true;
-      this.fh ??= fs.open(this.tmpPath, 'wx', 0o600);
-      await (await this.fh).writev(pieces);
+      await this.fh.writev(pieces);
     } catch (err) {
       throw toSdfsError(err);
     }
@@ -293,25 +291,14 @@ export class BlockWriter {
     const footer = Buffer.alloc(FOOTER_BYTES);
     footer.writeUInt32BE(trailer.length, 0);
     MAGIC.copy(footer, 4);
-    this.pending.push(trailer, footer);
-    const fileBytes = this.size + trailer.length + FOOTER_BYTES;
     try {
-      if (this.fh || fileBytes > SMALL_FILE) {
-        await this.flushing;
-        await this.flush();
-        const fh = await this.fh!;
-        await fh.datasync();
-        await fh.close();
-        this.done = true;
-        return await this.publish(meta, fileBytes, false);
-      }
-      // A block that fits in one write: created, written, closed and renamed in place, each a call of
-      // microseconds to the page cache; only the two fsyncs wait on the thread pool. Under load every
-      // hand-over to the pool wakes a thread and the event loop again (a small block made six), and on
-      // two cores those wake-ups cost more than the calls.
-      await this.writeWhole();
+      await this.flushing;
+      this.pending.push(trailer, footer);
+      await this.flush();
+      await this.fh.datasync();
+      await this.fh.close();
       this.done = true;
-      return await this.publish(meta, fileBytes, true);
+      return await this.publish(meta, this.size + trailer.length + FOOTER_BYTES);
     } catch (err) {
       await this.abort();
       throw toSdfsError(err);
@@ -320,45 +307,14 @@ export class BlockWriter {
     }
   }
 
-  private async writeWhole(): Promise<void> {
-    const pieces = this.pending;
-    this.pending = [];
-    this.made = true;
-    const fd = openSync(this.tmpPath, 'wx', 0o600);
-    try {
-      writeAllSync(fd, pieces);
-      await fdatasync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  }
-
   async abort(): Promise<void> {
     if (!this.done) {
       this.done = true;
       await this.flushing.catch(() => {});
-      const fh = await this.fh?.catch(() => undefined);
-      await fh?.close().catch(() => {});
+      await this.fh.close().catch(() => {});
     }
-    if (this.made) await fs.rm(this.tmpPath, { force: true }).catch(() => {});
+    await fs.rm(this.tmpPath, { force: true }).catch(() => {});
     this.release();
-  }
-}
-
-/** Writes all of `pieces` at the file's offset, however many calls it takes. */
-function writeAllSync(fd: number, pieces: Buffer[]): void {
-  let left = pieces;
-  while (left.length > 0) {
-    let written = writevSync(fd, left);
-    const rest: Buffer[] = [];
-    for (const p of left) {
-      if (written >= p.length) written -= p.length;
-      else {
-        rest.push(written > 0 ? p.subarray(written) : p);
-        written = 0;
-      }
-    }
-    left = rest;
   }
 }
 
