@@ -3,6 +3,33 @@ import type { BlockHealth } from '../protocol/messages.js';
 import { atomic, type Atomic, type Db } from './db.js';
 
 /** One block of a committed file, with where its replicas are and how many its files ask for. */
+/** The block ids `from` <= id < `to`: a slice of a block report. */
+export interface IdRange {
+  from: string;
+  to: string;
+}
+
+/** Every block id (ids are 32 lowercase hex digits, all below "g"). */
+const WHOLE_RANGE: IdRange = { from: '', to: 'g' };
+
+/**
+ * Cuts a block report into slices of the id space (1, 16 or 256, by the first hex digits of an id, so
+ * that each holds about `per` of the ids or fewer), with the listed ids of each: a long report is
+ * applied a slice at a time (applied whole, a report of a million blocks held the name server's event
+ * loop for 8-10 s). The slices cover every id, listed or not: a replica missing from the list is
+ * found in its slice.
+ */
+export function reportSlices(blocks: string[], per = 8192): { range: IdRange; ids: string[] }[] {
+  if (blocks.length <= per) return [{ range: WHOLE_RANGE, ids: blocks }];
+  const digits = blocks.length <= 16 * per ? 1 : 2;
+  const hex = '0123456789abcdef';
+  const prefixes = digits === 1 ? [...hex] : [...hex].flatMap((a) => [...hex].map((b) => a + b));
+  const ids = new Map<string, string[]>(prefixes.map((p) => [p, []]));
+  for (const id of blocks) ids.get(id.slice(0, digits))!.push(id);
+  // From the prefix (the first from "") up to the next one (every id with this prefix is below it), and "g" after the last.
+  return prefixes.map((p, i) => ({ range: { from: i === 0 ? '' : p, to: prefixes[i + 1] ?? 'g' }, ids: ids.get(p)! }));
+}
+
 export interface BlockState {
   id: string;
   size: number;
@@ -123,24 +150,28 @@ export class BlockMap {
  *   deletion, unless an upload in progress is writing it (`pending`);
    * - a known replica missing from the list is forgotten, unless the block, or this replica of it, is
    *   younger than `graceMs` (it may have been stored after the storage server took its list).
+   * With `range`, `blocks` are the listed ids in that range (see reportSlices), and only the replicas
+   * in it are compared.
    */
-  applyReport(storage: string, blocks: string[], pending: Set<string>, graceMs: number): { added: number; strays: number; lost: number } {
+  applyReport(storage: string, blocks: string[], pending: Set<string>, graceMs: number, range: IdRange = WHOLE_RANGE): { added: number; strays: number; lost: number } {
     return this.atomic(() => {
       this.db.exec('CREATE TEMP TABLE IF NOT EXISTS report (id TEXT PRIMARY KEY) WITHOUT ROWID; DELETE FROM temp.report;');
       const insert = this.db.prepare<[string]>('INSERT OR IGNORE INTO temp.report (id) VALUES (?)');
       for (const id of blocks) insert.run(id);
       // Not a replica queued for deletion (trimmed, or damaged) that the server has not deleted yet.
       const added = this.db.prepare<[{ storage: string }]>(`INSERT OR IGNORE INTO replicas (block, storage)
-        SELECT r.id, @storage FROM temp.report r JOIN blocks b ON b.id = r.id
-        WHERE NOT EXISTS (SELECT 1 FROM garbage g WHERE g.block = r.id AND g.storage = @storage)`).run({ storage }).changes;
+        SELECT r.id, @storage FROM temp.report r
+        WHERE EXISTS (SELECT 1 FROM blocks b WHERE b.id = r.id)
+        AND NOT EXISTS (SELECT 1 FROM garbage g WHERE g.block = r.id AND g.storage = @storage)`).run({ storage }).changes;
       const unknown = this.db.prepare<[], { id: string }>(
         'SELECT r.id FROM temp.report r WHERE NOT EXISTS (SELECT 1 FROM blocks b WHERE b.id = r.id)').all();
       let strays = 0;
       for (const { id } of unknown) if (!pending.has(id)) strays += this.q.addGarbage.run(id, storage).changes;
       const since = Date.now() - graceMs;
-      const missingHere = this.db.prepare<[string, number], { block: string }>(`SELECT block FROM replicas WHERE storage = ?
+      const missingHere = this.db.prepare<[string, string, string, number], { block: string }>(`SELECT block FROM replicas
+        WHERE storage = ? AND block >= ? AND block < ?
         AND NOT EXISTS (SELECT 1 FROM temp.report r WHERE r.id = replicas.block)
-        AND block IN (SELECT id FROM blocks WHERE created < ?)`).all(storage, since);
+        AND EXISTS (SELECT 1 FROM blocks b WHERE b.id = replicas.block AND b.created < ?)`).all(storage, range.from, range.to, since);
       let lost = 0;
       for (const { block } of missingHere) {
         if ((this.recent.get(`${block}@${storage}`) ?? 0) >= since) continue;
@@ -150,4 +181,5 @@ export class BlockMap {
       return { added, strays, lost };
     });
   }
+
 }

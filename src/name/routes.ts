@@ -11,7 +11,7 @@ import type { NameConfig } from './config.js';
 import type { Namespace } from './namespace.js';
 import type { StorageRegistry } from './storages.js';
 import type { Uploads } from './uploads.js';
-import type { BlockMap } from './block-map.js';
+import { reportSlices, type BlockMap } from './block-map.js';
 import type { Committer } from './committer.js';
 import type { Health } from './health.js';
 import type { Replicator } from './replicator.js';
@@ -92,7 +92,14 @@ export function registerApiRoutes(app: FastifyInstance, s: NameServices): void {
     if (!s.storages.get(req.body.id)) throw new SdfsError('ENOENT', 'unknown storage server: register first');
     // Blocks younger than two report intervals may have been stored after the list was taken.
     const { id, blocks } = req.body;
-    const result = await commit(() => s.map.applyReport(id, blocks, s.uploads.pendingBlocks(), 2 * s.config.blockReportMs + 10_000));
+    const result = { added: 0, strays: 0, lost: 0 };
+    // A slice at a time, each a change of its own: other requests are served between them.
+    for (const slice of reportSlices(blocks)) {
+      const r = await commit(() => s.map.applyReport(id, slice.ids, s.uploads.pendingBlocks(), 2 * s.config.blockReportMs + 10_000, slice.range));
+      result.added += r.added;
+      result.strays += r.strays;
+      result.lost += r.lost;
+    }
     if (result.added + result.lost > 0) s.replicator.markDirty();
     return result;
   });

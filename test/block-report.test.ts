@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { BlockMap, reportSlices } from '../src/name/block-map.js';
+import { openDb, type Db } from '../src/name/db.js';
+
+const STORAGE = 'a'.repeat(32);
+const newId = (): string => randomBytes(16).toString('hex');
+
+/**
+ * A database where STORAGE holds `known` blocks, all of them old, and a report of what STORAGE has
+ * on disk: most of those, some it lost, some that the map did not know it held, strays, and blocks
+ * of uploads in progress.
+ */
+function fill(db: Db, known: string[], notHeld: string[]): void {
+  const block = db.prepare('INSERT INTO blocks (id, size, sha256, created) VALUES (?, 1, ?, 0)');
+  const replica = db.prepare('INSERT INTO replicas (block, storage) VALUES (?, ?)');
+  db.transaction(() => {
+    for (const id of known) {
+      block.run(id, '0'.repeat(64));
+      if (!notHeld.includes(id)) replica.run(id, STORAGE);
+    }
+  })();
+}
+
+function tables(db: Db): { replicas: string[]; garbage: string[] } {
+  return {
+    replicas: db.prepare('SELECT block FROM replicas WHERE storage = ? ORDER BY block').pluck().all(STORAGE) as string[],
+    garbage: db.prepare('SELECT block FROM garbage WHERE storage = ? ORDER BY block').pluck().all(STORAGE) as string[],
+  };
+}
+
+describe('block reports', () => {
+  let dir: string;
+  before(async () => { dir = await mkdtemp(join(tmpdir(), 'sdfs-report-')); });
+  after(async () => { await rm(dir, { recursive: true, force: true }); });
+
+  it('cuts the id space into contiguous slices that hold every listed id once', () => {
+    for (const n of [10, 20_000, 300_000]) {
+      const ids = Array.from({ length: n }, newId);
+      const slices = reportSlices(ids, 8192);
+      assert.equal(slices.length, n <= 8192 ? 1 : n <= 16 * 8192 ? 16 : 256);
+      assert.equal(slices[0]!.range.from, '');
+      assert.equal(slices.at(-1)!.range.to, 'g');
+      slices.forEach((s, i) => { if (i > 0) assert.equal(s.range.from, slices[i - 1]!.range.to); });
+      let listed = 0;
+      for (const s of slices) {
+        for (const id of s.ids) assert.ok(id >= s.range.from && id < s.range.to, `${id} outside its slice`);
+        listed += s.ids.length;
+      }
+      assert.equal(listed, n);
+    }
+  });
+
+  it('applied a slice at a time, a long report finds what applied whole finds', async () => {
+    const known = Array.from({ length: 40_000 }, newId);
+    const lost = known.slice(0, 100); // held by the map, not on the disk
+    const found = known.slice(100, 130); // on the disk, not known to be there
+    const strays = Array.from({ length: 50 }, newId);
+    const pending = Array.from({ length: 10 }, newId);
+    const report = [...known.slice(100), ...strays, ...pending];
+    const results = [];
+    for (const sliced of [false, true]) {
+      const dbDir = join(dir, sliced ? 'sliced' : 'whole');
+      await mkdir(dbDir, { recursive: true });
+      const db = openDb(dbDir);
+      fill(db, known, found);
+      const map = new BlockMap(db);
+      const total = { added: 0, strays: 0, lost: 0 };
+      const slices = sliced ? reportSlices(report, 8192) : [{ range: undefined, ids: report }];
+      if (sliced) assert.equal(slices.length, 16);
+      for (const slice of slices) {
+        const r = map.applyReport(STORAGE, slice.ids, new Set(pending), 60_000, slice.range);
+        total.added += r.added;
+        total.strays += r.strays;
+        total.lost += r.lost;
+      }
+      assert.deepEqual(total, { added: found.length, strays: strays.length, lost: lost.length }, sliced ? 'sliced' : 'whole');
+      results.push(tables(db));
+      db.close();
+    }
+    assert.deepEqual(results[1], results[0]);
+    assert.deepEqual(results[0]!.replicas, known.slice(100).sort());
+    assert.deepEqual(results[0]!.garbage, [...strays].sort());
+  });
+});
