@@ -93,9 +93,13 @@ export function registerApiRoutes(app: FastifyInstance, s: NameServices): void {
     // Blocks younger than two report intervals may have been stored after the list was taken.
     const { id, blocks } = req.body;
     const result = { added: 0, strays: 0, lost: 0 };
-    // A slice at a time, each a change of its own: other requests are served between them.
+    // A slice at a time, each a change of its own: other requests are served between them (and the
+    // server may be forgotten meanwhile: its replicas must not come back).
     for (const slice of reportSlices(blocks)) {
-      const r = await commit(() => s.map.applyReport(id, slice.ids, s.uploads.pendingBlocks(), 2 * s.config.blockReportMs + 10_000, slice.range));
+      const r = await commit(() => {
+        if (!s.storages.get(id)) throw new SdfsError('ENOENT', 'unknown storage server: register first');
+        return s.map.applyReport(id, slice.ids, s.uploads.pendingBlocks(), 2 * s.config.blockReportMs + 10_000, slice.range);
+      });
       result.added += r.added;
       result.strays += r.strays;
       result.lost += r.lost;
