@@ -2,7 +2,6 @@ import { SdfsError } from '../protocol/errors.js';
 import type { BlockHealth } from '../protocol/messages.js';
 import { atomic, type Atomic, type Db } from './db.js';
 
-/** One block of a committed file, with where its replicas are and how many its files ask for. */
 /** The block ids `from` <= id < `to`: a slice of a block report. */
 export interface IdRange {
   from: string;
@@ -30,6 +29,7 @@ export function reportSlices(blocks: string[], per = 8192): { range: IdRange; id
   return prefixes.map((p, i) => ({ range: { from: i === 0 ? '' : p, to: prefixes[i + 1] ?? 'g' }, ids: ids.get(p)! }));
 }
 
+/** One block of a committed file, with where its replicas are and how many its files ask for. */
 export interface BlockState {
   id: string;
   size: number;
@@ -52,9 +52,11 @@ export class BlockMap {
   private readonly recent = new Map<string, number>();
 
   private readonly atomic: Atomic;
+  private readonly report;
 
   constructor(private readonly db: Db) {
     this.atomic = atomic(db);
+    this.report = this.prepareReport();
     this.q = {
       states: db.prepare<[], { id: string; size: number; sha256: string; want: number; holders: string | null; doomed: string | null }>(`
         SELECT b.id, b.size, b.sha256, w.want, (SELECT group_concat(storage) FROM replicas r WHERE r.block = b.id) AS holders,
@@ -143,43 +145,56 @@ export class BlockMap {
   }
 
   /**
+   * The statements of a block report, prepared once (a long report runs them once per slice), at
+   * start: outside any transaction, whose rollback would drop the temporary table they read.
+   */
+  private prepareReport() {
+    // The listed ids, in a table of this connection's own.
+    this.db.exec('CREATE TEMP TABLE IF NOT EXISTS report (id TEXT PRIMARY KEY) WITHOUT ROWID');
+    return {
+      clear: this.db.prepare('DELETE FROM temp.report'),
+      insert: this.db.prepare<[string]>('INSERT OR IGNORE INTO temp.report (id) VALUES (?)'),
+      added: this.db.prepare<[{ storage: string }]>(`INSERT OR IGNORE INTO replicas (block, storage)
+        SELECT r.id, @storage FROM temp.report r
+        WHERE EXISTS (SELECT 1 FROM blocks b WHERE b.id = r.id)
+        AND NOT EXISTS (SELECT 1 FROM garbage g WHERE g.block = r.id AND g.storage = @storage)`),
+      unknown: this.db.prepare<[], string>('SELECT r.id FROM temp.report r WHERE NOT EXISTS (SELECT 1 FROM blocks b WHERE b.id = r.id)').pluck(),
+      missing: this.db.prepare<[string, string, string, number], string>(`SELECT block FROM replicas
+        WHERE storage = ? AND block >= ? AND block < ?
+        AND NOT EXISTS (SELECT 1 FROM temp.report r WHERE r.id = replicas.block)
+        AND EXISTS (SELECT 1 FROM blocks b WHERE b.id = replicas.block AND b.created < ?)`).pluck(),
+    };
+  }
+
+  /**
    * Reconciles the map with a storage server's full list of blocks:
    * - a listed block that a file references becomes a known replica (over-replication is trimmed later),
- *   unless that replica is queued for deletion;
+   *   unless that replica is queued for deletion;
    * - a listed block that nothing references (deleted, or of an abandoned or lost upload) is queued for
- *   deletion, unless an upload in progress is writing it (`pending`);
+   *   deletion, unless an upload in progress is writing it (`pending`);
    * - a known replica missing from the list is forgotten, unless the block, or this replica of it, is
    *   younger than `graceMs` (it may have been stored after the storage server took its list).
    * With `range`, `blocks` are the listed ids in that range (see reportSlices), and only the replicas
    * in it are compared.
    */
   applyReport(storage: string, blocks: string[], pending: Set<string>, graceMs: number, range: IdRange = WHOLE_RANGE): { added: number; strays: number; lost: number } {
+    const q = this.report;
     return this.atomic(() => {
-      this.db.exec('CREATE TEMP TABLE IF NOT EXISTS report (id TEXT PRIMARY KEY) WITHOUT ROWID; DELETE FROM temp.report;');
-      const insert = this.db.prepare<[string]>('INSERT OR IGNORE INTO temp.report (id) VALUES (?)');
-      for (const id of blocks) insert.run(id);
+      q.clear.run();
+      for (const id of blocks) q.insert.run(id);
       // Not a replica queued for deletion (trimmed, or damaged) that the server has not deleted yet.
-      const added = this.db.prepare<[{ storage: string }]>(`INSERT OR IGNORE INTO replicas (block, storage)
-        SELECT r.id, @storage FROM temp.report r
-        WHERE EXISTS (SELECT 1 FROM blocks b WHERE b.id = r.id)
-        AND NOT EXISTS (SELECT 1 FROM garbage g WHERE g.block = r.id AND g.storage = @storage)`).run({ storage }).changes;
-      const unknown = this.db.prepare<[], { id: string }>(
-        'SELECT r.id FROM temp.report r WHERE NOT EXISTS (SELECT 1 FROM blocks b WHERE b.id = r.id)').all();
+      const added = q.added.run({ storage }).changes;
       let strays = 0;
-      for (const { id } of unknown) if (!pending.has(id)) strays += this.q.addGarbage.run(id, storage).changes;
+      for (const id of q.unknown.all()) if (!pending.has(id)) strays += this.q.addGarbage.run(id, storage).changes;
       const since = Date.now() - graceMs;
-      const missingHere = this.db.prepare<[string, string, string, number], { block: string }>(`SELECT block FROM replicas
-        WHERE storage = ? AND block >= ? AND block < ?
-        AND NOT EXISTS (SELECT 1 FROM temp.report r WHERE r.id = replicas.block)
-        AND EXISTS (SELECT 1 FROM blocks b WHERE b.id = replicas.block AND b.created < ?)`).all(storage, range.from, range.to, since);
+      const missingHere = q.missing.all(storage, range.from, range.to, since);
       let lost = 0;
-      for (const { block } of missingHere) {
+      for (const block of missingHere) {
         if ((this.recent.get(`${block}@${storage}`) ?? 0) >= since) continue;
         lost += this.q.dropReplica.run(block, storage).changes;
       }
-      this.db.exec('DELETE FROM temp.report;');
+      q.clear.run();
       return { added, strays, lost };
     });
   }
-
 }
