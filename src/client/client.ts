@@ -12,6 +12,7 @@ import { resolvePath } from '../protocol/paths.js';
 import { apiCaller, type ApiCaller } from '../protocol/api-caller.js';
 import { createFileReadStream, type ReadOptions, type ReplicaFailure } from '../protocol/file-read-stream.js';
 import { FileWriteStream, type WriteOptions } from '../protocol/file-write-stream.js';
+import { POOLED_FILE_MAX, UploadPool } from './upload-pool.js';
 
 export interface ClientOptions {
   /** An access key, when the name server asks for one. */
@@ -35,10 +36,12 @@ export class SdfsClient {
   private readonly api: ApiCaller;
 
   private readonly onReplicaFailure: ReplicaFailure;
+  private readonly pool: UploadPool;
 
   constructor(readonly url: string, opts: ClientOptions = {}) {
     this.agent = newAgent(opts.ca);
     this.api = apiCaller(url, this.agent, opts.key === undefined ? {} : { authorization: `Bearer ${opts.key}` });
+    this.pool = new UploadPool(this.api);
     // A replica that fails its checksum is reported, so that the name server replaces it.
     this.onReplicaFailure = (block, replica, err) => {
       if (err.code === 'ECHECKSUM') {
@@ -137,15 +140,31 @@ export class SdfsClient {
   /** Writes all of `source` to `path`. */
   async writeFile(path: string, source: Readable | Iterable<Uint8Array> | AsyncIterable<Uint8Array> | Uint8Array | string,
     opts: WriteOptions & { onProgress?: Progress } = {}): Promise<FileStat> {
-    const out = this.createWriteStream(path, opts);
     if ((typeof source === 'string' || source instanceof Uint8Array) && !opts.onProgress) {
-      // One piece, written and ended as it is: a pipeline would cost a small file more CPU than its bytes do.
-      out.end(typeof source === 'string' ? Buffer.from(source) : Buffer.from(source.buffer, source.byteOffset, source.byteLength));
-      await finished(out);
-      return out.stat!;
+      const bytes = typeof source === 'string' ? Buffer.from(source) : Buffer.from(source.buffer, source.byteOffset, source.byteLength);
+      if (bytes.length > 0 && bytes.length <= POOLED_FILE_MAX && opts.replication === undefined && opts.blockSize === undefined) {
+        try {
+          return await this.writeBytes(path, bytes, opts, true);
+        } catch (err) {
+          if (!(err instanceof SdfsError) || err.code !== 'ENOENT' || opts.signal?.aborted) throw err;
+          // The pooled upload is gone (the name server restarted) or the path's parent is: either way
+          // the rest of the pool is suspect, and a write with its own upload says which.
+          await this.pool.discard();
+        }
+      }
+      return this.writeBytes(path, bytes, opts, false);
     }
+    const out = this.createWriteStream(path, opts);
     const input = typeof source === 'string' || source instanceof Uint8Array ? Readable.from([Buffer.from(source)]) : source;
     await copy(input, out, opts);
+    return out.stat!;
+  }
+
+  /** One piece, written and ended as it is: a pipeline would cost a small file more CPU than its bytes do. */
+  private async writeBytes(path: string, bytes: Buffer, opts: WriteOptions, pooled: boolean): Promise<FileStat> {
+    const out = new FileWriteStream(this.api, this.agent, resolvePath(path), opts, pooled ? () => this.pool.take() : undefined);
+    out.end(bytes);
+    await finished(out);
     return out.stat!;
   }
 
@@ -175,6 +194,7 @@ export class SdfsClient {
   }
 
   async close(): Promise<void> {
+    await this.pool.close();
     await this.agent.close();
   }
 }

@@ -76,6 +76,12 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     tag: 'uploads', summary: 'Opens an upload (client library)', response: messages.OpenUploadResponse, errors: ['ENOENT', 'EEXIST', 'ENOTDIR', 'EISDIR', 'ENOSTORAGE'],
     description: 'The client then allocates each block, streams it to the targets\' storage servers, reports it stored, and commits.',
   },
+  'POST /uploads/pool': {
+    tag: 'uploads', summary: 'Opens uploads ahead, with no path yet, each with its first block placed (client library, small files)',
+    response: messages.PoolUploadsResponse, errors: ['ENOSTORAGE', 'ENOSPACE'],
+    description: 'A client writing many small files takes one for each file and gives the path at commit: one call to the name server per file. '
+      + 'No block of these uploads may be larger than `maxBlock`.',
+  },
   'POST /uploads/:id/blocks': { tag: 'uploads', summary: 'Allocates a block of an upload: its id and target storage servers', response: messages.AllocateBlockResponse, errors: ['ENOENT', 'ENOSTORAGE', 'ENOSPACE'] },
   'POST /uploads/:id/stored': { tag: 'uploads', summary: 'Reports a block stored on its replicas', response: Type.Object({ ok: Type.Literal(true) }), errors: ['ENOENT', 'EINVAL'] },
   'POST /uploads/:id/commit': { tag: 'uploads', summary: 'Commits an upload: the file appears (or replaces the old one) atomically', response: messages.FileStat, errors: ['ENOENT', 'EEXIST', 'EINVAL'] },

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { SdfsError } from '../protocol/errors.js';
 import {
   AllocateBlockRequest, API_PREFIX, CompleteBlockRequest, CreateRequest, DeleteRequest, MkdirRequest, MoveRequest,
-  BadReplicaReport, BlockReport, CommitRequest, DecommissionRequest, FileStat, ForgetRequest, ListResponse, OpenUploadRequest, PathQuery, StorageReport,
+  BadReplicaReport, BlockReport, CommitRequest, DecommissionRequest, FileStat, ForgetRequest, ListResponse, OpenUploadRequest, PathQuery, PoolUploadsRequest, StorageReport,
   BlocksResponse, type ClusterResponse, type HeartbeatResponse,
 } from '../protocol/messages.js';
 import { resolvePath } from '../protocol/paths.js';
@@ -60,6 +60,7 @@ export function registerApiRoutes(app: FastifyInstance, s: NameServices): void {
   });
 
   app.post(`${p}/uploads`, { schema: { body: OpenUploadRequest } }, async (req: Req<OpenUploadRequest>) => s.uploads.open(req.body));
+  app.post(`${p}/uploads/pool`, { schema: { body: PoolUploadsRequest } }, async (req: Req<PoolUploadsRequest>) => s.uploads.pool(req.body));
   app.post(`${p}/uploads/:id/blocks`, { schema: { body: AllocateBlockRequest, params: IdParams } },
     async (req: Req<AllocateBlockRequest, unknown, { id: string }>) => s.uploads.allocate(req.params.id, req.body.index, req.body.exclude));
   app.post(`${p}/uploads/:id/stored`, { schema: { body: CompleteBlockRequest, params: IdParams } },
@@ -68,7 +69,7 @@ export function registerApiRoutes(app: FastifyInstance, s: NameServices): void {
       return { ok: true };
     });
   app.post(`${p}/uploads/:id/commit`, { schema: { params: IdParams, body: CommitRequest } },
-    async (req: Req<CommitRequest, unknown, { id: string }>) => s.uploads.commit(req.params.id, req.body.last));
+    async (req: Req<CommitRequest, unknown, { id: string }>) => s.uploads.commit(req.params.id, req.body));
   app.delete(`${p}/uploads/:id`, { schema: { params: IdParams } }, async (req: Req<unknown, unknown, { id: string }>) => {
     await s.uploads.abort(req.params.id);
     return { aborted: req.params.id };

@@ -1,7 +1,8 @@
 import { newId } from '../protocol/blocks.js';
 import { SdfsError } from '../protocol/errors.js';
 import type {
-  AllocateBlockResponse, CompleteBlockRequest, FileStat, OpenUploadRequest, OpenUploadResponse,
+  AllocateBlockResponse, CommitRequest, CompleteBlockRequest, FileStat, OpenUploadRequest, OpenUploadResponse,
+  PoolUploadsRequest, PoolUploadsResponse,
 } from '../protocol/messages.js';
 import { resolvePath } from '../protocol/paths.js';
 import type { Committer } from './committer.js';
@@ -17,10 +18,13 @@ interface UploadBlock {
 
 interface Upload {
   id: string;
-  path: string;
+  /** Undefined for a pooled upload: its path comes with the commit. */
+  path: string | undefined;
   overwrite: boolean;
   replication: number;
   blockSize: number;
+  /** The largest block it may store, and the space counted on its targets for each: the block size, or a pooled upload's `maxSize`. */
+  maxBlock: number;
   touched: number;
   blocks: UploadBlock[];
 }
@@ -61,7 +65,7 @@ export class Uploads {
     if (existing?.type === 'dir') throw new SdfsError('EISDIR', `a directory exists at ${path}`);
     if (existing && !req.overwrite) throw new SdfsError('EEXIST', `already exists: ${path}`);
     const id = newId();
-    const up: Upload = { id, path, overwrite: req.overwrite ?? false, replication, blockSize, touched: Date.now(), blocks: [] };
+    const up: Upload = { id, path, overwrite: req.overwrite ?? false, replication, blockSize, maxBlock: blockSize, touched: Date.now(), blocks: [] };
     // Without a server to place it on, the first block waits for the first write (an empty file needs none).
     let first: AllocateBlockResponse | undefined;
     try {
@@ -71,6 +75,30 @@ export class Uploads {
     }
     this.inProgress.set(id, up);
     return { uploadId: id, path, replication, blockSize, ...(first ? { first } : {}) };
+  }
+
+  /**
+   * Opens up to `count` uploads with no path, each with its first block placed (see PoolUploadsRequest).
+   * Fails only if not even one can be placed; the path is checked at commit.
+   */
+  pool(req: PoolUploadsRequest): PoolUploadsResponse {
+    const replication = req.replication ?? this.defaults.replication;
+    const blockSize = req.blockSize ?? this.defaults.blockSize;
+    const maxBlock = Math.min(req.maxSize, blockSize);
+    const uploads: PoolUploadsResponse['uploads'] = [];
+    for (let i = 0; i < req.count; i++) {
+      const up: Upload = { id: newId(), path: undefined, overwrite: false, replication, blockSize, maxBlock, touched: Date.now(), blocks: [] };
+      let first: AllocateBlockResponse;
+      try {
+        first = this.place(up, 0, []);
+      } catch (err) {
+        if (uploads.length > 0 && err instanceof SdfsError && err.code === 'ENOSPACE') break;
+        throw err;
+      }
+      this.inProgress.set(up.id, up);
+      uploads.push({ uploadId: up.id, first });
+    }
+    return { replication, blockSize, maxBlock, uploads };
   }
 
   private get(id: string): Upload {
@@ -108,10 +136,10 @@ export class Uploads {
   }
 
   private place(up: Upload, index: number, exclude: string[]): AllocateBlockResponse {
-    const targets = this.storages.choose(up.replication, up.blockSize, exclude);
+    const targets = this.storages.choose(up.replication, up.maxBlock, exclude);
     const blockId = newId();
     up.blocks[index] = { blockId, targets: targets.map((t) => t.id) };
-    this.storages.reserve(targets.map((t) => t.id), up.blockSize);
+    this.storages.reserve(targets.map((t) => t.id), up.maxBlock);
     return { blockId, index, targets, token: this.writeToken(blockId) };
   }
 
@@ -124,7 +152,10 @@ export class Uploads {
   private record(up: Upload, req: CompleteBlockRequest): string[] {
     const block = up.blocks[req.index];
     if (!block || block.blockId !== req.blockId) throw new SdfsError('EINVAL', `block ${req.index} of upload ${up.id} is not ${req.blockId}`);
-    if (req.size > up.blockSize) throw new SdfsError('EINVAL', `block larger than the block size ${up.blockSize}`);
+    if (req.size > up.maxBlock) {
+      throw new SdfsError('EINVAL', up.maxBlock < up.blockSize
+        ? `block larger than the pooled upload's ${up.maxBlock} bytes` : `block larger than the block size ${up.blockSize}`);
+    }
     if (!req.replicas.every((r) => block.targets.includes(r))) throw new SdfsError('EINVAL', 'replica on a storage server that was not a target');
     block.stored = { size: req.size, sha256: req.sha256, replicas: [...new Set(req.replicas)] };
     // A target that did not store the block may still hold part or all of it.
@@ -134,10 +165,16 @@ export class Uploads {
   /**
    * Makes the upload a file at its path, atomically replacing an existing file if asked to. `last`
    * reports the last block in the same call. A block placed but never sent (an empty file's first)
-   * is dropped.
+   * is dropped. A pooled upload gets its path (and `overwrite`) here, and only a pooled one may.
    */
-  async commit(uploadId: string, last?: CompleteBlockRequest): Promise<FileStat> {
+  async commit(uploadId: string, req: CommitRequest = {}): Promise<FileStat> {
+    const { last } = req;
     const up = this.get(uploadId);
+    if ((up.path === undefined) !== (req.path !== undefined)) {
+      throw new SdfsError('EINVAL', up.path === undefined ? 'a pooled upload needs its path at commit' : 'this upload has its path already');
+    }
+    const path = up.path ?? resolvePath(req.path!);
+    const overwrite = up.path === undefined ? req.overwrite ?? false : up.overwrite;
     const leftovers: { blockId: string; targets: string[] }[] = [];
     if (last) {
       const unstored = this.record(up, last);
@@ -156,10 +193,10 @@ export class Uploads {
     });
     const stat = await this.committer.run(() => {
       for (const l of leftovers) for (const t of l.targets) this.addGarbage.run(l.blockId, t);
-      this.ns.clearTarget(up.path, 'file', up.overwrite);
-      const node = this.ns.insert(up.path, 'file', size, up.replication, up.blockSize);
+      this.ns.clearTarget(path, 'file', overwrite);
+      const node = this.ns.insert(path, 'file', size, up.replication, up.blockSize);
       this.ns.addFileBlocks(node.id, up.blocks.map((b) => ({ id: b.blockId, ...b.stored! })));
-      return toStat(node, up.path);
+      return toStat(node, path);
     });
     this.inProgress.delete(uploadId);
     if (up.blocks.some((b) => b.stored!.replicas.length < up.replication)) this.onUnderReplicated?.();

@@ -33,6 +33,17 @@ function failedIds(alloc: AllocateBlockResponse, r: SendResult): string[] {
   return broken ? [broken.id] : [];
 }
 
+/** An upload opened ahead with no path (`POST /uploads/pool`); the stream names its file at commit. */
+export interface PooledUpload {
+  uploadId: string;
+  replication: number;
+  blockSize: number;
+  first: AllocateBlockResponse;
+}
+
+/** Gives a stream an upload opened ahead, or undefined: the stream then opens its own. */
+export type UploadSource = () => Promise<PooledUpload | undefined>;
+
 export interface WriteOptions {
   /** Replace an existing file at the path (atomically, at the end). Default: fail if it exists. */
   overwrite?: boolean;
@@ -65,26 +76,39 @@ export class FileWriteStream extends Writable {
   private committed = false;
   /** Block 0's placement, made when the upload was opened; used by the first block. */
   private firstAllocation: AllocateBlockResponse | undefined;
+  /** The upload came from a pool: the commit gives its path. */
+  private pooled = false;
 
   constructor(
     private readonly api: ApiCaller,
     private readonly dispatcher: Dispatcher,
     readonly path: string,
     private readonly opts: WriteOptions = {},
+    /** Only for a file whose size the caller knows to fit the pool's uploads, written with the pool's replication and block size. */
+    private readonly pool?: UploadSource,
   ) {
     super({ highWaterMark: 1024 * 1024, signal: opts.signal });
   }
 
   override _construct(callback: (err?: Error | null) => void): void {
-    // The first block is placed in the same call, so that a small file costs two calls to the name
-    // server: this one, and the commit that also records its only block.
-    this.api<OpenUploadResponse>('POST', '/uploads', {
-      path: this.path, overwrite: this.opts.overwrite, replication: this.opts.replication, blockSize: this.opts.blockSize, allocate: true,
-    }).then((u) => {
+    this.openUpload().then((u) => {
       this.upload = u;
       this.firstAllocation = u.first;
       callback();
     }, callback);
+  }
+
+  private async openUpload(): Promise<OpenUploadResponse> {
+    const pooled = await this.pool?.();
+    if (pooled) {
+      this.pooled = true;
+      return { ...pooled, path: this.path };
+    }
+    // The first block is placed in the same call, so that a small file costs two calls to the name
+    // server: this one, and the commit that also records its only block.
+    return this.api<OpenUploadResponse>('POST', '/uploads', {
+      path: this.path, overwrite: this.opts.overwrite, replication: this.opts.replication, blockSize: this.opts.blockSize, allocate: true,
+    });
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
@@ -197,7 +221,8 @@ export class FileWriteStream extends Writable {
     this.block = undefined;
     this.storing = undefined;
     if (this.storeError !== undefined) throw this.storeError;
-    this.stat = await this.api<FileStat>('POST', `/uploads/${this.upload!.uploadId}/commit`, last ? { last } : {});
+    const naming = this.pooled ? { path: this.path, overwrite: this.opts.overwrite } : {};
+    this.stat = await this.api<FileStat>('POST', `/uploads/${this.upload!.uploadId}/commit`, last ? { last, ...naming } : naming);
     this.committed = true;
   }
 }

@@ -117,6 +117,33 @@ export const OpenUploadResponse = Type.Object({
 });
 export type OpenUploadResponse = Static<typeof OpenUploadResponse>;
 
+/** The largest file a pooled upload takes (see PoolUploadsRequest). */
+export const MAX_POOLED_SIZE = 64 * 1024 * 1024;
+
+/**
+ * Opens uploads ahead, with no path yet, each with its first block placed: a client writing many
+ * small files takes one per file and names the file at commit, so a file costs one call to the name
+ * server instead of two.
+ */
+export const PoolUploadsRequest = Type.Object({
+  count: Type.Integer({ minimum: 1, maximum: 64 }),
+  /** The largest file each upload will take: space on the targets is counted for this, not for a block. */
+  maxSize: Type.Integer({ minimum: 1, maximum: MAX_POOLED_SIZE }),
+  replication: Type.Optional(Replication),
+  blockSize: Type.Optional(BlockSize),
+});
+export type PoolUploadsRequest = Static<typeof PoolUploadsRequest>;
+
+export const PoolUploadsResponse = Type.Object({
+  replication: Type.Integer(),
+  blockSize: Type.Integer(),
+  /** No block of these uploads may be larger (the smaller of the asked `maxSize` and the block size). */
+  maxBlock: Type.Integer(),
+  /** Fewer than asked when the storage servers have no room for more. */
+  uploads: Type.Array(Type.Object({ uploadId: IdField, first: AllocateBlockResponse })),
+});
+export type PoolUploadsResponse = Static<typeof PoolUploadsResponse>;
+
 export const CompleteBlockRequest = Type.Object({
   blockId: IdField,
   index: Type.Integer({ minimum: 0 }),
@@ -129,6 +156,9 @@ export type CompleteBlockRequest = Static<typeof CompleteBlockRequest>;
 export const CommitRequest = Type.Object({
   /** The last block's report, recorded in the same transaction as the commit. */
   last: Type.Optional(CompleteBlockRequest),
+  /** A pooled upload's file: its path, given here (and only for a pooled upload). */
+  path: Type.Optional(PathField),
+  overwrite: Type.Optional(Type.Boolean()),
 });
 export type CommitRequest = Static<typeof CommitRequest>;
 

@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { apiCaller, type ApiCaller } from '../src/protocol/api-caller.js';
+import { BlockSender } from '../src/protocol/block-sender.js';
+import { SdfsError } from '../src/protocol/errors.js';
+import { newAgent } from '../src/protocol/http.js';
+import type { FileStat, OpenUploadResponse, PoolUploadsResponse } from '../src/protocol/messages.js';
+import { Cluster } from './helpers/cluster.js';
+import { sha256, sha256Of } from './helpers/data.js';
+
+// Pooled uploads (POST /uploads/pool): opened ahead with no path, named at commit, so that a small
+// file costs the name server one call. The library takes them for small files written from memory.
+
+const BLOCK = 64 * 1024;
+
+function rejectsWith(code: string): (e: unknown) => boolean {
+  return (e: unknown) => e instanceof SdfsError && e.code === code;
+}
+
+describe('pooled uploads', () => {
+  let cluster: Cluster;
+  const agent = newAgent();
+  let api: ApiCaller;
+  before(async () => {
+    cluster = await Cluster.start({ blockSize: BLOCK });
+    api = apiCaller(cluster.url, agent);
+  });
+  after(async () => {
+    await agent.close();
+    await cluster?.stop();
+  });
+
+  /** Stores `bytes` as block 0 of a pooled upload, as the library does; returns the stored report. */
+  async function store(up: PoolUploadsResponse['uploads'][number], bytes: Buffer) {
+    const [head, ...rest] = up.first.targets;
+    const sender = new BlockSender(head!, rest, up.first.blockId, up.first.token, agent);
+    await sender.write(bytes);
+    const r = await sender.finish();
+    assert.ok(r.reply, r.error?.message);
+    return { blockId: up.first.blockId, index: 0, size: r.size, sha256: r.reply.sha256, replicas: r.reply.stored };
+  }
+
+  it('the route opens uploads with their first block placed, and each is named by its commit, once', async () => {
+    const pool = await api<PoolUploadsResponse>('POST', '/uploads/pool', { count: 3, maxSize: 1000 });
+    assert.equal(pool.uploads.length, 3);
+    assert.equal(pool.maxBlock, 1000);
+    assert.equal(pool.blockSize, BLOCK);
+    for (const u of pool.uploads) assert.equal(new Set(u.first.targets.map((t) => t.id)).size, 3);
+
+    const bytes = randomBytes(1000);
+    const last = await store(pool.uploads[0]!, bytes);
+    const id = pool.uploads[0]!.uploadId;
+    await assert.rejects(api('POST', `/uploads/${id}/commit`, { last }), rejectsWith('EINVAL'), 'a pooled upload without a path');
+    await assert.rejects(api('POST', `/uploads/${id}/commit`, { last, path: '/pool/no-such-dir/f' }), rejectsWith('ENOENT'));
+    const stat = await api<FileStat>('POST', `/uploads/${id}/commit`, { last, path: '/pooled-1' });
+    assert.equal(stat.size, 1000);
+    const client = cluster.client();
+    const back = await sha256Of(await client.createReadStream('/pooled-1'));
+    assert.equal(back.sha256, sha256(bytes));
+    await assert.rejects(api('POST', `/uploads/${id}/commit`, { path: '/pooled-again' }), rejectsWith('ENOENT'), 'committed once only');
+
+    // Without overwrite the name is refused and the old file stays; with it, replaced.
+    const second = await store(pool.uploads[1]!, randomBytes(10));
+    const id2 = pool.uploads[1]!.uploadId;
+    await assert.rejects(api('POST', `/uploads/${id2}/commit`, { last: second, path: '/pooled-1' }), rejectsWith('EEXIST'));
+    assert.equal((await client.stat('/pooled-1')).size, 1000);
+    assert.equal((await api<FileStat>('POST', `/uploads/${id2}/commit`, { last: second, path: '/pooled-1', overwrite: true })).size, 10);
+
+    // A block larger than the pool's maxSize is refused (space on the targets was counted for maxSize).
+    const big = await store(pool.uploads[2]!, randomBytes(1001));
+    await assert.rejects(api('POST', `/uploads/${pool.uploads[2]!.uploadId}/commit`, { last: big, path: '/too-big' }), rejectsWith('EINVAL'));
+    await api('DELETE', `/uploads/${pool.uploads[2]!.uploadId}`);
+    assert.equal(await client.exists('/too-big'), false);
+
+    // An upload opened for a path cannot be given another one at commit.
+    const own = await api<OpenUploadResponse>('POST', '/uploads', { path: '/own', allocate: true });
+    await assert.rejects(api('POST', `/uploads/${own.uploadId}/commit`, { path: '/elsewhere' }), rejectsWith('EINVAL'));
+    await api('DELETE', `/uploads/${own.uploadId}`);
+
+    for (const body of [{ count: 0, maxSize: 10 }, { count: 65, maxSize: 10 }, { count: 1, maxSize: 0 }, { count: 1 }]) {
+      await assert.rejects(api('POST', '/uploads/pool', body), rejectsWith('EINVAL'), JSON.stringify(body));
+    }
+    assert.equal((await client.status()).uploadsInProgress, 0);
+  });
+
+  it('small files written at once store the right bytes, and a closed client leaves no upload open', async () => {
+    const client = cluster.client();
+    await client.mkdir('/many');
+    const files = new Map<string, Buffer>();
+    for (let round = 0; round < 3; round++) {
+      const batch = Array.from({ length: 24 }, (_, i) => [`/many/r${round}-${i}`, randomBytes(1 + ((i * 7919) % (3 * BLOCK)))] as const);
+      await Promise.all(batch.map(([path, bytes]) => client.writeFile(path, bytes)));
+      for (const [path, bytes] of batch) files.set(path, bytes);
+    }
+    for (const [path, bytes] of files) {
+      const back = await sha256Of(await client.createReadStream(path));
+      assert.equal(back.sha256, sha256(bytes), path);
+      assert.equal((await client.stat(path)).blocks, Math.ceil(bytes.length / BLOCK));
+    }
+    // Errors are the same as without a pool, and lose nothing.
+    await assert.rejects(client.writeFile('/many/r0-1', Buffer.from('x')), rejectsWith('EEXIST'));
+    assert.equal((await sha256Of(await client.createReadStream('/many/r0-1'))).sha256, sha256(files.get('/many/r0-1')!));
+    await assert.rejects(client.writeFile('/nowhere/f', Buffer.from('x')), rejectsWith('ENOENT'));
+    await assert.rejects(client.writeFile('/many', Buffer.from('x')), rejectsWith('EISDIR'));
+    await client.close();
+    const other = cluster.client();
+    assert.equal((await other.status()).uploadsInProgress, 0, 'the pool\'s unused uploads were aborted at close');
+  });
+
+  it('a pool that outlived its name server (restarted) costs a write nothing but a retry', async () => {
+    const client = cluster.client();
+    await client.mkdir('/restart');
+    // Bursts close together make the pool open more uploads than they take: some are left in it.
+    let left = 0;
+    for (let burst = 0; burst < 6 && left === 0; burst++) {
+      await Promise.all(Array.from({ length: 16 }, (_, i) => client.writeFile(`/restart/b${burst}-${i}`, randomBytes(100))));
+      left = (await client.status()).uploadsInProgress;
+    }
+    assert.ok(left > 0, 'no upload was left in the pool to test with');
+
+    await cluster.restartName('SIGKILL');
+    await cluster.waitForLiveStorages(3);
+    const bytes = Array.from({ length: 8 }, (_, i) => randomBytes(500 + i));
+    await Promise.all(bytes.map((b, i) => client.writeFile(`/restart/after-${i}`, b)));
+    for (const [i, b] of bytes.entries()) {
+      assert.equal((await sha256Of(await client.createReadStream(`/restart/after-${i}`))).sha256, sha256(b));
+    }
+  });
+});
