@@ -232,6 +232,15 @@ describe('access keys', () => {
     assert.equal(content.status, 200);
     assert.deepEqual(content.body, data);
     assert.equal((await raw(`${cluster.url}/api/v1/fs/content?path=/g`, { method: 'PUT', headers: { authorization: `Bearer ${ro}` }, body: 'x' })).status, 403);
+    // Block lists asked for together are a POST, and still a read.
+    const lists = await raw(`${cluster.url}/api/v1/fs/blocks`, {
+      method: 'POST', headers: { authorization: `Bearer ${ro}`, 'content-type': 'application/json' }, body: JSON.stringify({ paths: ['/f', '/f'] }),
+    });
+    assert.equal(lists.status, 200);
+    assert.equal((JSON.parse(lists.body.toString()) as { files: unknown[] }).files.length, 2);
+    assert.equal((await raw(`${cluster.url}/api/v1/uploads/pool`, {
+      method: 'POST', headers: { authorization: `Bearer ${ro}`, 'content-type': 'application/json' }, body: JSON.stringify({ count: 1, maxSize: 10 }),
+    })).status, 403);
     assert.equal((await cluster.client().readdir('/')).map((e) => e.name).join(), 'f');
   });
 

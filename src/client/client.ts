@@ -12,6 +12,7 @@ import { resolvePath } from '../protocol/paths.js';
 import { apiCaller, type ApiCaller } from '../protocol/api-caller.js';
 import { createFileReadStream, type ReadOptions, type ReplicaFailure } from '../protocol/file-read-stream.js';
 import { FileWriteStream, type WriteOptions } from '../protocol/file-write-stream.js';
+import { BlockLookups } from './block-lookups.js';
 import { POOLED_FILE_MAX, UploadPool } from './upload-pool.js';
 
 export interface ClientOptions {
@@ -37,11 +38,13 @@ export class SdfsClient {
 
   private readonly onReplicaFailure: ReplicaFailure;
   private readonly pool: UploadPool;
+  private readonly lookups: BlockLookups;
 
   constructor(readonly url: string, opts: ClientOptions = {}) {
     this.agent = newAgent(opts.ca);
     this.api = apiCaller(url, this.agent, opts.key === undefined ? {} : { authorization: `Bearer ${opts.key}` });
     this.pool = new UploadPool(this.api);
+    this.lookups = new BlockLookups(this.api);
     // A replica that fails its checksum is reported, so that the name server replaces it.
     this.onReplicaFailure = (block, replica, err) => {
       if (err.code === 'ECHECKSUM') {
@@ -93,9 +96,10 @@ export class SdfsClient {
     await this.api('POST', '/fs/delete', { path, recursive: opts.recursive ?? false });
   }
 
-  /** A file's blocks and where each replica lives. */
-  blocks(path: string): Promise<BlocksResponse> {
-    return this.api('GET', '/fs/blocks', undefined, { path });
+  /** A file's blocks and where each replica lives (asked for together with other readers' at the same moment). */
+  async blocks(path: string): Promise<BlocksResponse> {
+    // Checked here, so that a bad path fails alone and not the batch it would have gone in.
+    return this.lookups.locate(resolvePath(path));
   }
 
   cluster(): Promise<ClusterResponse> {

@@ -72,6 +72,10 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     description: 'Streamed through to the storage servers as it arrives; the file appears only once every block is stored (atomic commit). '
       + 'The body is never parsed, whatever its content type. `overwrite=true` replaces an existing file.',
   },
+  'POST /fs/blocks': {
+    tag: 'files', summary: 'Several files\' block lists at once (client library, readers of many files)', response: messages.BlocksBatchResponse, errors: ['EINVAL'],
+    description: 'Needs read access only. One answer per path, in order: the block list, or `{ path, error: { code, message } }` for a path that has none.',
+  },
   'POST /uploads': {
     tag: 'uploads', summary: 'Opens an upload (client library)', response: messages.OpenUploadResponse, errors: ['ENOENT', 'EEXIST', 'ENOTDIR', 'EISDIR', 'ENOSTORAGE'],
     description: 'The client then allocates each block, streams it to the targets\' storage servers, reports it stored, and commits.',

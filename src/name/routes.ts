@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { SdfsError } from '../protocol/errors.js';
 import {
   AllocateBlockRequest, API_PREFIX, CompleteBlockRequest, CreateRequest, DeleteRequest, MkdirRequest, MoveRequest,
-  BadReplicaReport, BlockReport, CommitRequest, DecommissionRequest, FileStat, ForgetRequest, ListResponse, OpenUploadRequest, PathQuery, PoolUploadsRequest, StorageReport,
+  BadReplicaReport, BlockReport, BlocksBatchRequest, type BlocksBatchResponse, CommitRequest, DecommissionRequest, FileStat, ForgetRequest, ListResponse, OpenUploadRequest, PathQuery, PoolUploadsRequest, StorageReport,
   BlocksResponse, type ClusterResponse, type HeartbeatResponse,
 } from '../protocol/messages.js';
 import { resolvePath } from '../protocol/paths.js';
@@ -44,6 +44,17 @@ export function registerApiRoutes(app: FastifyInstance, s: NameServices): void {
     async (req: Req<unknown, PathQuery>) => s.ns.list(req.query.path));
   app.get(`${p}/fs/blocks`, { schema: { querystring: PathQuery, response: { 200: BlocksResponse } } },
     async (req: Req<unknown, PathQuery>) => s.blocksOf(req.query.path));
+  // Reading, though a POST (the paths are a body): one answer per path, an error for one path fails only that one.
+  app.post(`${p}/fs/blocks`, { ...ACCESS.read, schema: { body: BlocksBatchRequest } }, async (req: Req<BlocksBatchRequest>): Promise<BlocksBatchResponse> => ({
+    files: req.body.paths.map((path) => {
+      try {
+        return s.blocksOf(path);
+      } catch (err) {
+        if (err instanceof SdfsError) return { path, ...err.toJSON() };
+        throw err;
+      }
+    }),
+  }));
   // Every change goes through the group committer: answered once it is durable.
   const commit = <T>(fn: () => T): Promise<T> => s.committer.run(fn);
   app.post(`${p}/fs/mkdir`, { schema: { body: MkdirRequest, response: { 200: FileStat } } },

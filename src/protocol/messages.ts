@@ -83,6 +83,19 @@ export type ListResponse = Static<typeof ListResponse>;
 export const BlocksResponse = Type.Object({ stat: FileStat, blocks: Type.Array(BlockLocation) });
 export type BlocksResponse = Static<typeof BlocksResponse>;
 
+/** Several files' block lists in one call: what readers asked for at the same moment. */
+export const BlocksBatchRequest = Type.Object({ paths: Type.Array(PathField, { minItems: 1, maxItems: 256 }) });
+export type BlocksBatchRequest = Static<typeof BlocksBatchRequest>;
+
+/** One answer per path, in the same order: its block list, or why there is none. */
+export const BlocksBatchResponse = Type.Object({
+  files: Type.Array(Type.Union([
+    BlocksResponse,
+    Type.Object({ path: Type.String(), error: Type.Object({ code: Type.String(), message: Type.String() }) }),
+  ])),
+});
+export type BlocksBatchResponse = Static<typeof BlocksBatchResponse>;
+
 export const OpenUploadRequest = Type.Object({
   ...NewFileFields,
   /** Place the first block too, saving a call (its targets come back as `first`). */

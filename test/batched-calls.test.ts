@@ -5,12 +5,13 @@ import { apiCaller, type ApiCaller } from '../src/protocol/api-caller.js';
 import { BlockSender } from '../src/protocol/block-sender.js';
 import { SdfsError } from '../src/protocol/errors.js';
 import { newAgent } from '../src/protocol/http.js';
-import type { FileStat, OpenUploadResponse, PoolUploadsResponse } from '../src/protocol/messages.js';
+import type { BlocksBatchResponse, FileStat, OpenUploadResponse, PoolUploadsResponse } from '../src/protocol/messages.js';
 import { Cluster } from './helpers/cluster.js';
 import { sha256, sha256Of } from './helpers/data.js';
 
-// Pooled uploads (POST /uploads/pool): opened ahead with no path, named at commit, so that a small
-// file costs the name server one call. The library takes them for small files written from memory.
+// Calls to the name server that the library saves: pooled uploads (POST /uploads/pool), opened ahead
+// with no path and named at commit, so that a small file costs one call; and block lists asked for
+// at the same moment, which go together (POST /fs/blocks).
 
 const BLOCK = 64 * 1024;
 
@@ -18,7 +19,7 @@ function rejectsWith(code: string): (e: unknown) => boolean {
   return (e: unknown) => e instanceof SdfsError && e.code === code;
 }
 
-describe('pooled uploads', () => {
+describe('calls the library saves: pooled uploads, block lists together', () => {
   let cluster: Cluster;
   const agent = newAgent();
   let api: ApiCaller;
@@ -126,5 +127,32 @@ describe('pooled uploads', () => {
     for (const [i, b] of bytes.entries()) {
       assert.equal((await sha256Of(await client.createReadStream(`/restart/after-${i}`))).sha256, sha256(b));
     }
+  });
+
+  it('block lists asked for at once go together, and a path without one fails alone', async () => {
+    const client = cluster.client();
+    await client.mkdir('/read');
+    const files = new Map(Array.from({ length: 30 }, (_, i) => [`/read/f${i}`, randomBytes(1 + i * 5000)] as const));
+    for (const [path, bytes] of files) await client.writeFile(path, bytes);
+
+    // The route: one answer per path, in order, an error in place of a list.
+    const { files: answers } = await api<BlocksBatchResponse>('POST', '/fs/blocks', { paths: ['/read/f3', '/read/nothing', '/read', 'read/f4'] });
+    assert.equal(answers.length, 4);
+    assert.ok(!('error' in answers[0]!) && answers[0]!.stat.size === files.get('/read/f3')!.length);
+    assert.ok('error' in answers[1]! && answers[1]!.error.code === 'ENOENT' && answers[1]!.path === '/read/nothing');
+    assert.ok('error' in answers[2]! && answers[2]!.error.code === 'EISDIR');
+    assert.ok(!('error' in answers[3]!) && answers[3]!.stat.path === '/read/f4');
+    for (const body of [{ paths: [] }, { paths: ['/a', 'x'.repeat(5000)] }, {}]) {
+      await assert.rejects(api('POST', '/fs/blocks', body), rejectsWith('EINVAL'), JSON.stringify(body).slice(0, 40));
+    }
+
+    // The library: 30 reads at once, and lookups that fail among them, each with its own error.
+    const reads = [...files].map(async ([path, bytes]) => assert.equal((await sha256Of(await client.createReadStream(path))).sha256, sha256(bytes), path));
+    const failures = [
+      assert.rejects(client.blocks('/read/missing'), rejectsWith('ENOENT')),
+      assert.rejects(client.blocks('/read'), rejectsWith('EISDIR')),
+      assert.rejects(client.blocks('/read/bad\0name'), rejectsWith('EINVAL')),
+    ];
+    await Promise.all([...reads, ...failures]);
   });
 });
