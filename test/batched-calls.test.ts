@@ -14,6 +14,8 @@ import { sha256, sha256Of } from './helpers/data.js';
 // at the same moment, which go together (POST /fs/blocks).
 
 const BLOCK = 64 * 1024;
+/** The name server's cap on uploads in progress, low enough for a test to reach. */
+const MAX_UPLOADS = 200;
 
 function rejectsWith(code: string): (e: unknown) => boolean {
   return (e: unknown) => e instanceof SdfsError && e.code === code;
@@ -24,7 +26,7 @@ describe('calls the library saves: pooled uploads, block lists together', () => 
   const agent = newAgent();
   let api: ApiCaller;
   before(async () => {
-    cluster = await Cluster.start({ blockSize: BLOCK });
+    cluster = await Cluster.start({ blockSize: BLOCK, nameArgs: ['--max-uploads', String(MAX_UPLOADS)] });
     api = apiCaller(cluster.url, agent);
   });
   after(async () => {
@@ -127,6 +129,7 @@ describe('calls the library saves: pooled uploads, block lists together', () => 
     for (const [i, b] of bytes.entries()) {
       assert.equal((await sha256Of(await client.createReadStream(`/restart/after-${i}`))).sha256, sha256(b));
     }
+    await client.close();
   });
 
   it('block lists asked for at once go together, and a path without one fails alone', async () => {
@@ -154,5 +157,26 @@ describe('calls the library saves: pooled uploads, block lists together', () => 
       assert.rejects(client.blocks('/read/bad\0name'), rejectsWith('EINVAL')),
     ];
     await Promise.all([...reads, ...failures]);
+    await client.close();
+  });
+
+  it('uploads in progress are capped: a pool gets what is left, then opening fails with EUNAVAILABLE until some end', async () => {
+    const before = (await cluster.client().status()).uploadsInProgress;
+    const taken: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const pool = await api<PoolUploadsResponse>('POST', '/uploads/pool', { count: 64, maxSize: 4096 });
+      taken.push(...pool.uploads.map((u) => u.uploadId));
+    }
+    assert.equal(taken.length, MAX_UPLOADS - before);
+    await assert.rejects(api('POST', '/uploads/pool', { count: 1, maxSize: 4096 }), rejectsWith('EUNAVAILABLE'));
+    await assert.rejects(api('POST', '/uploads', { path: '/capped', allocate: true }), rejectsWith('EUNAVAILABLE'));
+    const client = cluster.client();
+    await assert.rejects(client.writeFile('/capped', Buffer.from('x')), rejectsWith('EUNAVAILABLE'));
+    await Promise.all(taken.slice(0, 10).map((id) => api('DELETE', `/uploads/${id}`)));
+    await client.writeFile('/capped', Buffer.from('x'));
+    assert.equal((await sha256Of(await client.createReadStream('/capped'))).sha256, sha256(Buffer.from('x')));
+    await client.close();
+    await Promise.all(taken.slice(10).map((id) => api('DELETE', `/uploads/${id}`)));
+    assert.equal((await cluster.client().status()).uploadsInProgress, before);
   });
 });

@@ -152,6 +152,7 @@ program.command('name')
   .option('--dead-after-ms <ms>', 'a storage server silent this long is dead', msOpt, NAME_DEFAULTS.deadAfterMs)
   .option('--gc-interval-ms <ms>', 'interval of the background cleaner', msOpt, NAME_DEFAULTS.gcIntervalMs)
   .option('--upload-expiry-ms <ms>', 'an upload idle this long is aborted', msOpt, NAME_DEFAULTS.uploadExpiryMs)
+  .option('--max-uploads <n>', 'uploads in progress at most', (v) => parseIntArg(v, 'max uploads', 1, 10_000_000), NAME_DEFAULTS.maxUploads)
   .option('--block-report-ms <ms>', 'how often storage servers send their full block list', msOpt, NAME_DEFAULTS.blockReportMs)
   .option('--replication-interval-ms <ms>', 'how often liveness and replication are checked', msOpt, NAME_DEFAULTS.replicationIntervalMs)
   .option('--max-copies <n>', 'block copies in flight at once when re-replicating', (v) => parseIntArg(v, 'max copies', 1, 1000), NAME_DEFAULTS.maxCopies)
@@ -168,7 +169,7 @@ program.command('name')
   .addOption(envOption('--tls-cert <path>', 'certificate (PEM): serve HTTPS', 'SDFS_TLS_CERT'))
   .addOption(envOption('--tls-key <path>', 'private key (PEM) of --tls-cert', 'SDFS_TLS_KEY'))
   .action(async (o: ClassicOpts & TlsOpts & { host: string; port: number; dataDir: string; replication: number; blockSize: number;
-    heartbeatMs: number; deadAfterMs: number; gcIntervalMs: number; uploadExpiryMs: number;
+    heartbeatMs: number; deadAfterMs: number; gcIntervalMs: number; uploadExpiryMs: number; maxUploads: number;
     blockReportMs: number; replicationIntervalMs: number; maxCopies: number;
     cluster: string; broadcast: boolean; broadcastAddress: string; broadcastIntervalMs: number; discoveryPort: number;
     secretFile?: string; blockTokenTtlMs: number; accessKeysFile?: string; accessKeys?: string }) => {
@@ -183,7 +184,7 @@ program.command('name')
     const tls = tlsFiles(o);
     await (await servers()).runNameServer({
       host: o.host, port: o.port, dataDir: o.dataDir, replication: o.replication, blockSize: o.blockSize,
-      heartbeatMs: o.heartbeatMs, deadAfterMs: o.deadAfterMs, gcIntervalMs: o.gcIntervalMs, uploadExpiryMs: o.uploadExpiryMs,
+      heartbeatMs: o.heartbeatMs, deadAfterMs: o.deadAfterMs, gcIntervalMs: o.gcIntervalMs, uploadExpiryMs: o.uploadExpiryMs, maxUploads: o.maxUploads,
       blockReportMs: o.blockReportMs, replicationIntervalMs: o.replicationIntervalMs, maxCopies: o.maxCopies,
       cluster: o.cluster, broadcast: o.broadcast, broadcastAddress: o.broadcastAddress, broadcastIntervalMs: o.broadcastIntervalMs,
       discoveryPort: o.discoveryPort, classic: classicConfig(o, accessKeys.required, tls !== undefined),

@@ -23,8 +23,10 @@ export interface NameConfig {
   deadAfterMs: number;
   /** Interval of the background cleaner, ms. */
   gcIntervalMs: number;
-  /** An upload untouched this long is aborted, ms. */
+  /** An upload untouched this long is aborted, ms (a pooled upload never taken: a minute at most). */
   uploadExpiryMs: number;
+  /** Uploads in progress at most (each holds memory and a placed block): more are refused with EUNAVAILABLE. */
+  maxUploads: number;
   /** How often storage servers send their full block list, ms. */
   blockReportMs: number;
   /** How often liveness is checked and, when something changed, replication, ms. */
@@ -63,6 +65,7 @@ export const NAME_DEFAULTS = {
   deadAfterMs: 15_000,
   gcIntervalMs: 2000,
   uploadExpiryMs: 60 * 60 * 1000,
+  maxUploads: 100_000,
   blockReportMs: 60_000,
   replicationIntervalMs: 1000,
   maxCopies: 8,

@@ -77,12 +77,12 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     description: 'Needs read access only. One answer per path, in order: the block list, or `{ path, error: { code, message } }` for a path that has none.',
   },
   'POST /uploads': {
-    tag: 'uploads', summary: 'Opens an upload (client library)', response: messages.OpenUploadResponse, errors: ['ENOENT', 'EEXIST', 'ENOTDIR', 'EISDIR', 'ENOSTORAGE'],
+    tag: 'uploads', summary: 'Opens an upload (client library)', response: messages.OpenUploadResponse, errors: ['ENOENT', 'EEXIST', 'ENOTDIR', 'EISDIR', 'ENOSTORAGE', 'EUNAVAILABLE'],
     description: 'The client then allocates each block, streams it to the targets\' storage servers, reports it stored, and commits.',
   },
   'POST /uploads/pool': {
     tag: 'uploads', summary: 'Opens uploads ahead, with no path yet, each with its first block placed (client library, small files)',
-    response: messages.PoolUploadsResponse, errors: ['ENOSTORAGE', 'ENOSPACE'],
+    response: messages.PoolUploadsResponse, errors: ['ENOSTORAGE', 'ENOSPACE', 'EUNAVAILABLE'],
     description: 'A client writing many small files takes one for each file and gives the path at commit: one call to the name server per file. '
       + 'No block of these uploads may be larger than `maxBlock`.',
   },

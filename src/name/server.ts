@@ -46,7 +46,7 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
   const storages = new StorageRegistry(db, config.deadAfterMs);
   const wal = new WalSync(db);
   const committer = new Committer(db, wal);
-  const uploads = new Uploads(db, ns, storages, committer, { replication: config.replication, blockSize: config.blockSize },
+  const uploads = new Uploads(db, ns, storages, committer, { replication: config.replication, blockSize: config.blockSize, maxUploads: config.maxUploads },
     (blockId) => issueBlockToken(keys, blockId, 'write', config.blockTokenTtlMs));
   // Its calls to storage servers are signed with the cluster secret.
   const agent = newAgent(config.tlsCa);

@@ -10,6 +10,9 @@ import type { Db } from './db.js';
 import { toStat, type Namespace } from './namespace.js';
 import type { StorageRegistry } from './storages.js';
 
+/** A pooled upload untouched this long is aborted (clients give theirs back after 5 s). */
+const POOLED_IDLE_MS = 60_000;
+
 interface UploadBlock {
   blockId: string;
   targets: string[];
@@ -48,7 +51,7 @@ export class Uploads {
     private readonly ns: Namespace,
     private readonly storages: StorageRegistry,
     private readonly committer: Committer,
-    private readonly defaults: { replication: number; blockSize: number },
+    private readonly limits: { replication: number; blockSize: number; maxUploads: number },
     /** Signs the token that lets the uploader store a block on its targets. */
     private readonly writeToken: (blockId: string) => string,
   ) {
@@ -57,8 +60,9 @@ export class Uploads {
 
   open(req: OpenUploadRequest): OpenUploadResponse {
     const path = resolvePath(req.path);
-    const replication = req.replication ?? this.defaults.replication;
-    const blockSize = req.blockSize ?? this.defaults.blockSize;
+    const replication = req.replication ?? this.limits.replication;
+    const blockSize = req.blockSize ?? this.limits.blockSize;
+    this.checkRoom();
     // Fail early on what would fail at commit; commit checks again, since the tree may change meanwhile.
     this.ns.parentDir(path);
     const existing = this.ns.lookup(path);
@@ -82,11 +86,13 @@ export class Uploads {
    * Fails only if not even one can be placed; the path is checked at commit.
    */
   pool(req: PoolUploadsRequest): PoolUploadsResponse {
-    const replication = req.replication ?? this.defaults.replication;
-    const blockSize = req.blockSize ?? this.defaults.blockSize;
+    const replication = req.replication ?? this.limits.replication;
+    const blockSize = req.blockSize ?? this.limits.blockSize;
     const maxBlock = Math.min(req.maxSize, blockSize);
+    this.checkRoom();
     const uploads: PoolUploadsResponse['uploads'] = [];
-    for (let i = 0; i < req.count; i++) {
+    const count = Math.min(req.count, this.limits.maxUploads - this.inProgress.size);
+    for (let i = 0; i < count; i++) {
       const up: Upload = { id: newId(), path: undefined, overwrite: false, replication, blockSize, maxBlock, touched: Date.now(), blocks: [] };
       let first: AllocateBlockResponse;
       try {
@@ -99,6 +105,13 @@ export class Uploads {
       uploads.push({ uploadId: up.id, first });
     }
     return { replication, blockSize, maxBlock, uploads };
+  }
+
+  /** Each upload holds memory and a placed block until it ends: a writer that opens and never ends them must not exhaust either. */
+  private checkRoom(): void {
+    if (this.inProgress.size >= this.limits.maxUploads) {
+      throw new SdfsError('EUNAVAILABLE', `${this.limits.maxUploads} uploads are in progress already; try again later`);
+    }
   }
 
   private get(id: string): Upload {
@@ -209,10 +222,14 @@ export class Uploads {
     await this.dropBlocks(up);
   }
 
-  /** Aborts uploads that no client has touched for `maxIdleMs`. */
+  /**
+   * Aborts uploads that no client has touched for `maxIdleMs`; pooled ones never named after a minute
+   * at most (a client takes them within seconds, or has gone).
+   */
   async expire(maxIdleMs: number): Promise<number> {
     const limit = Date.now() - maxIdleMs;
-    const expired = [...this.inProgress.values()].filter((u) => u.touched < limit);
+    const pooledLimit = Date.now() - Math.min(maxIdleMs, POOLED_IDLE_MS);
+    const expired = [...this.inProgress.values()].filter((u) => u.touched < (u.path === undefined ? pooledLimit : limit));
     for (const up of expired) {
       this.inProgress.delete(up.id);
       await this.dropBlocks(up);
