@@ -4,8 +4,13 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { readFileSync } from 'node:fs';
+import { request } from 'undici';
 import { BlockMap, reportSlices } from '../src/name/block-map.js';
 import { openDb, type Db } from '../src/name/db.js';
+import { AUTH_HEADERS, deriveKeys, signRequest } from '../src/protocol/auth.js';
+import type { HeartbeatResponse } from '../src/protocol/messages.js';
+import { Cluster } from './helpers/cluster.js';
 
 const STORAGE = 'a'.repeat(32);
 const newId = (): string => randomBytes(16).toString('hex');
@@ -85,5 +90,30 @@ describe('block reports', () => {
     assert.deepEqual(results[1], results[0]);
     assert.deepEqual(results[0]!.replicas, known.slice(100).sort());
     assert.deepEqual(results[0]!.garbage, [...strays].sort());
+  });
+});
+
+describe('the block report interval a storage server is told', () => {
+  let cluster: Cluster;
+  before(async () => { cluster = await Cluster.start({ storages: 1, replication: 1, nameArgs: ['--block-report-ms', '60000'] }); });
+  after(async () => { await cluster?.stop(); });
+
+  async function heartbeat(blocks: number): Promise<HeartbeatResponse> {
+    const keys = deriveKeys(readFileSync(cluster.secretFile, 'utf8').trim());
+    const id = cluster.storages[0]!.id!;
+    const path = '/api/v1/storages/heartbeat';
+    const res = await request(`${cluster.url}${path}`, {
+      method: 'POST', body: JSON.stringify({ id, port: cluster.storages[0]!.port, capacity: 1 << 30, free: 1 << 29, used: 0, blocks }),
+      headers: { 'content-type': 'application/json', [AUTH_HEADERS.cluster]: signRequest(keys, 'POST', path) },
+    });
+    assert.equal(res.statusCode, 200);
+    return (await res.body.json()) as HeartbeatResponse;
+  }
+
+  it('is the configured one up to 100,000 blocks, and grows with the blocks beyond (a full report costs the name server per block)', async () => {
+    assert.equal((await heartbeat(0)).blockReportMs, 60_000);
+    assert.equal((await heartbeat(100_000)).blockReportMs, 60_000);
+    assert.equal((await heartbeat(1_000_000)).blockReportMs, 600_000);
+    assert.equal((await heartbeat(5_000_000)).blockReportMs, 3_000_000);
   });
 });

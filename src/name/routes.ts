@@ -11,7 +11,7 @@ import type { NameConfig } from './config.js';
 import type { Namespace } from './namespace.js';
 import type { StorageRegistry } from './storages.js';
 import type { Uploads } from './uploads.js';
-import { reportSlices, type BlockMap } from './block-map.js';
+import { blockReportInterval, reportSlices, type BlockMap } from './block-map.js';
 import type { Committer } from './committer.js';
 import type { Health } from './health.js';
 import type { Replicator } from './replicator.js';
@@ -92,11 +92,11 @@ export function registerApiRoutes(app: FastifyInstance, s: NameServices): void {
   app.post(`${p}/storages/register`, { ...ACCESS.cluster, schema: { body: StorageReport } }, async (req: Req<StorageReport>): Promise<HeartbeatResponse> => {
     const host = remoteHost(req);
     await commit(() => s.storages.register(req.body, host));
-    return { heartbeatMs: s.config.heartbeatMs, blockReportMs: s.config.blockReportMs };
+    return { heartbeatMs: s.config.heartbeatMs, blockReportMs: blockReportInterval(s.config.blockReportMs, req.body.blocks) };
   });
   app.post(`${p}/storages/heartbeat`, { ...ACCESS.cluster, schema: { body: StorageReport } }, async (req: Req<StorageReport>): Promise<HeartbeatResponse> => {
     s.storages.heartbeat(req.body);
-    return { heartbeatMs: s.config.heartbeatMs, blockReportMs: s.config.blockReportMs };
+    return { heartbeatMs: s.config.heartbeatMs, blockReportMs: blockReportInterval(s.config.blockReportMs, req.body.blocks) };
   });
   // A full block list can be large (35 bytes a block, at most 10,000,000 ids: 334 MiB): its own body
   // limit, below what V8 can hold as one string (a body just under 512 MiB crashed the parser).
@@ -104,13 +104,14 @@ export function registerApiRoutes(app: FastifyInstance, s: NameServices): void {
     if (!s.storages.get(req.body.id)) throw new SdfsError('ENOENT', 'unknown storage server: register first');
     // Blocks younger than two report intervals may have been stored after the list was taken.
     const { id, blocks } = req.body;
+    const grace = 2 * blockReportInterval(s.config.blockReportMs, blocks.length) + 10_000;
     const result = { added: 0, strays: 0, lost: 0 };
     // A slice at a time, each a change of its own: other requests are served between them (and the
     // server may be forgotten meanwhile: its replicas must not come back).
     for (const slice of reportSlices(blocks)) {
       const r = await commit(() => {
         if (!s.storages.get(id)) throw new SdfsError('ENOENT', 'unknown storage server: register first');
-        return s.map.applyReport(id, slice.ids, s.uploads.pendingBlocks(), 2 * s.config.blockReportMs + 10_000, slice.range);
+        return s.map.applyReport(id, slice.ids, s.uploads.pendingBlocks(), grace, slice.range);
       });
       result.added += r.added;
       result.strays += r.strays;
