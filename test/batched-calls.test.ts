@@ -6,7 +6,7 @@ import { BlockSender } from '../src/protocol/block-sender.js';
 import { SdfsError } from '../src/protocol/errors.js';
 import { newAgent } from '../src/protocol/http.js';
 import type { BlocksBatchResponse, FileStat, OpenUploadResponse, PoolUploadsResponse } from '../src/protocol/messages.js';
-import { Cluster } from './helpers/cluster.js';
+import { Cluster, waitFor } from './helpers/cluster.js';
 import { sha256, sha256Of } from './helpers/data.js';
 
 // Calls to the name server that the library saves: pooled uploads (POST /uploads/pool), opened ahead
@@ -109,6 +109,24 @@ describe('calls the library saves: pooled uploads, block lists together', () => 
     await client.close();
     const other = cluster.client();
     assert.equal((await other.status()).uploadsInProgress, 0, 'the pool\'s unused uploads were aborted at close');
+  });
+
+  it('uploads left in a pool are given back once they are 5 s old', async () => {
+    const client = cluster.client();
+    await client.mkdir('/aged');
+    const before = (await client.status()).uploadsInProgress;
+    let left = 0;
+    // More than one: the write below could take a lone one without giving anything back.
+    for (let burst = 0; burst < 6 && left < 2; burst++) {
+      await Promise.all(Array.from({ length: 16 }, (_, i) => client.writeFile(`/aged/b${burst}-${i}`, randomBytes(100))));
+      left = (await client.status()).uploadsInProgress - before;
+    }
+    assert.ok(left >= 2, 'too few uploads were left in the pool to test with');
+    await new Promise((r) => setTimeout(r, 5_500));
+    // The next write finds them old: it aborts them and takes a fresh one (a lone write: just one).
+    await client.writeFile('/aged/after', randomBytes(100));
+    await waitFor('the old pooled uploads aborted', async () => (await client.status()).uploadsInProgress === before);
+    await client.close();
   });
 
   it('a pool that outlived its name server (restarted) costs a write nothing but a retry', async () => {
