@@ -131,7 +131,7 @@ export const OpenUploadResponse = Type.Object({
 export type OpenUploadResponse = Static<typeof OpenUploadResponse>;
 
 /** The largest file a pooled upload takes (see PoolUploadsRequest). */
-export const MAX_POOLED_SIZE = 64 * 1024 * 1024;
+const MAX_POOLED_SIZE = 64 * 1024 * 1024;
 
 /**
  * Opens uploads ahead, with no path yet, each with its first block placed: a client writing many
@@ -152,7 +152,7 @@ export const PoolUploadsResponse = Type.Object({
   blockSize: Type.Integer(),
   /** No block of these uploads may be larger (the smaller of the asked `maxSize` and the block size). */
   maxBlock: Type.Integer(),
-  /** Fewer than asked when the storage servers have no room for more. */
+  /** Fewer than asked when the storage servers have no room for more, or the cap on uploads in progress is near. */
   uploads: Type.Array(Type.Object({ uploadId: IdField, first: AllocateBlockResponse })),
 });
 export type PoolUploadsResponse = Static<typeof PoolUploadsResponse>;
