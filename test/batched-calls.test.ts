@@ -5,6 +5,7 @@ import { apiCaller, type ApiCaller } from '../src/protocol/api-caller.js';
 import { BlockSender } from '../src/protocol/block-sender.js';
 import { SdfsError } from '../src/protocol/errors.js';
 import { newAgent } from '../src/protocol/http.js';
+import { BATCH_MAX_BLOCKS } from '../src/name/routes.js';
 import type { BlocksBatchResponse, FileStat, OpenUploadResponse, PoolUploadsResponse } from '../src/protocol/messages.js';
 import { Cluster, waitFor } from './helpers/cluster.js';
 import { sha256, sha256Of } from './helpers/data.js';
@@ -175,6 +176,20 @@ describe('calls the library saves: pooled uploads, block lists together', () => 
       assert.rejects(client.blocks('/read/bad\0name'), rejectsWith('EINVAL')),
     ];
     await Promise.all([...reads, ...failures]);
+    await client.close();
+  });
+
+  it('a batch answer holds a bounded number of blocks: a larger file gets ETOOBIG there, and the library asks for it alone', async () => {
+    const client = cluster.client();
+    const bytes = randomBytes(600 * 1024);
+    await client.writeFile('/many-blocks', bytes, { blockSize: 1024, replication: 1 });
+    const { files } = await api<BlocksBatchResponse>('POST', '/fs/blocks', { paths: ['/many-blocks', '/many-blocks', '/read/f1'] });
+    assert.ok(!('error' in files[0]!) && files[0]!.blocks.length === 600);
+    assert.ok('error' in files[1]! && files[1]!.error.code === 'ETOOBIG', `600 + 600 blocks > ${BATCH_MAX_BLOCKS}`);
+    assert.ok(!('error' in files[2]!), 'a small file still fits');
+    const lists = await Promise.all(Array.from({ length: 6 }, () => client.blocks('/many-blocks')));
+    for (const l of lists) assert.equal(l.blocks.length, 600);
+    assert.equal((await sha256Of(await client.createReadStream('/many-blocks'))).sha256, sha256(bytes));
     await client.close();
   });
 

@@ -53,8 +53,11 @@ export class BlockLookups {
       const { files } = await this.api<BlocksBatchResponse>('POST', '/fs/blocks', { paths: batch.map((l) => l.path) });
       if (files.length !== batch.length) throw new SdfsError('EPROTO', `${files.length} block lists for ${batch.length} paths`);
       files.forEach((f, i) => {
-        if ('error' in f) batch[i]!.reject(errorFromBody(200, f));
-        else batch[i]!.resolve(f);
+        const lookup = batch[i]!;
+        if (!('error' in f)) lookup.resolve(f);
+        // A file with more blocks than a batch answer holds is asked for alone.
+        else if (f.error.code === 'ETOOBIG') void this.api<BlocksResponse>('GET', '/fs/blocks', undefined, { path: lookup.path }).then(lookup.resolve, lookup.reject);
+        else lookup.reject(errorFromBody(200, f));
       });
     } catch (err) {
       for (const l of batch) l.reject(err);

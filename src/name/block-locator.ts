@@ -20,13 +20,18 @@ export class BlockLocator {
       blocks: db.prepare<[number], { idx: number; id: string; size: number; sha256: string }>(
         'SELECT fb.idx, b.id, b.size, b.sha256 FROM file_blocks fb JOIN blocks b ON b.id = fb.block WHERE fb.file = ? ORDER BY fb.idx'),
       replicas: db.prepare<[string], string>('SELECT storage FROM replicas WHERE block = ?').pluck(),
+      count: db.prepare<[number], number>('SELECT count(*) FROM file_blocks WHERE file = ?').pluck(),
     };
   }
 
-  locate(path: string): BlocksResponse {
+  /** `maxBlocks`: a file with more blocks fails with ETOOBIG before its list is built. */
+  locate(path: string, maxBlocks = Infinity): BlocksResponse {
     const abs = resolvePath(path);
     const node = this.ns.get(abs);
     if (node.type !== 'file') throw new SdfsError('EISDIR', `is a directory: ${abs}`);
+    if (maxBlocks !== Infinity && this.q.count.get(node.id)! > maxBlocks) {
+      throw new SdfsError('ETOOBIG', `${abs} has more blocks than this answer may hold: ask for it alone`);
+    }
     let offset = 0;
     const blocks = this.q.blocks.all(node.id).map((r) => {
       const replicas: BlocksResponse['blocks'][number]['replicas'] = [];

@@ -74,7 +74,8 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   },
   'POST /fs/blocks': {
     tag: 'files', summary: 'Several files\' block lists at once (client library, readers of many files)', response: messages.BlocksBatchResponse, errors: ['EINVAL'],
-    description: 'Needs read access only. One answer per path, in order: the block list, or `{ path, error: { code, message } }` for a path that has none.',
+    description: 'Needs read access only. One answer per path, in order: the block list, or `{ path, error: { code, message } }` for a path that has none. '
+      + 'An answer holds 1,024 blocks at most: a file that would go past that gets ETOOBIG in its place (ask for it alone).',
   },
   'POST /uploads': {
     tag: 'uploads', summary: 'Opens an upload (client library)', response: messages.OpenUploadResponse, errors: ['ENOENT', 'EEXIST', 'ENOTDIR', 'EISDIR', 'ENOSTORAGE', 'EUNAVAILABLE'],

@@ -25,10 +25,13 @@ export interface NameServices {
   replicator: Replicator;
   health: Health;
   committer: Committer;
-  blocksOf(path: string): BlocksResponse;
+  blocksOf(path: string, maxBlocks?: number): BlocksResponse;
   cluster(): ClusterResponse;
   init(): Promise<ClusterResponse>;
 }
+
+/** Blocks in one answer of POST /fs/blocks at most (about 256 KiB of JSON): batches are for many small files. */
+export const BATCH_MAX_BLOCKS = 1024;
 
 type Req<B = unknown, Q = unknown, P = unknown> = FastifyRequest<{ Body: B; Querystring: Q; Params: P }>;
 const IdParams = { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9a-f]{32}$' } }, required: ['id'] } as const;
@@ -44,17 +47,25 @@ export function registerApiRoutes(app: FastifyInstance, s: NameServices): void {
     async (req: Req<unknown, PathQuery>) => s.ns.list(req.query.path));
   app.get(`${p}/fs/blocks`, { schema: { querystring: PathQuery, response: { 200: BlocksResponse } } },
     async (req: Req<unknown, PathQuery>) => s.blocksOf(req.query.path));
-  // Reading, though a POST (the paths are a body): one answer per path, an error for one path fails only that one.
-  app.post(`${p}/fs/blocks`, { ...ACCESS.read, schema: { body: BlocksBatchRequest } }, async (req: Req<BlocksBatchRequest>): Promise<BlocksBatchResponse> => ({
-    files: req.body.paths.map((path) => {
-      try {
-        return s.blocksOf(path);
-      } catch (err) {
-        if (err instanceof SdfsError) return { path, ...err.toJSON() };
-        throw err;
-      }
-    }),
-  }));
+  // Reading, though a POST (the paths are a body): one answer per path, an error for one path fails
+  // only that one. The answer holds BATCH_MAX_BLOCKS blocks at most, so that a batch naming a file of
+  // many blocks 256 times costs no more than asking for it once: a file that does not fit gets
+  // ETOOBIG, and the client asks for it alone.
+  app.post(`${p}/fs/blocks`, { ...ACCESS.read, schema: { body: BlocksBatchRequest } }, async (req: Req<BlocksBatchRequest>): Promise<BlocksBatchResponse> => {
+    let room = BATCH_MAX_BLOCKS;
+    return {
+      files: req.body.paths.map((path) => {
+        try {
+          const located = s.blocksOf(path, room);
+          room -= located.blocks.length;
+          return located;
+        } catch (err) {
+          if (err instanceof SdfsError) return { path, ...err.toJSON() };
+          throw err;
+        }
+      }),
+    };
+  });
   // Every change goes through the group committer: answered once it is durable.
   const commit = <T>(fn: () => T): Promise<T> => s.committer.run(fn);
   app.post(`${p}/fs/mkdir`, { schema: { body: MkdirRequest, response: { 200: FileStat } } },

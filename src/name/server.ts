@@ -85,7 +85,7 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
   registerWebUi(app);
   registerApiRoutes(app, {
     config, ns, uploads, storages, cluster, map, replicator, health, committer,
-    blocksOf: (path) => locator.locate(path),
+    blocksOf: (path, maxBlocks) => locator.locate(path, maxBlocks),
     async init() {
       await committer.run(() => wipeNamespace(db));
       uploads.clear();
