@@ -44,11 +44,7 @@ export class BlockLookups {
   }
 
   private async send(batch: Lookup[]): Promise<void> {
-    if (batch.length === 1) {
-      const [one] = batch as [Lookup];
-      await this.api<BlocksResponse>('GET', '/fs/blocks', undefined, { path: one.path }).then(one.resolve, one.reject);
-      return;
-    }
+    if (batch.length === 1) return this.alone(batch[0]!);
     try {
       const { files } = await this.api<BlocksBatchResponse>('POST', '/fs/blocks', { paths: batch.map((l) => l.path) });
       if (files.length !== batch.length) throw new SdfsError('EPROTO', `${files.length} block lists for ${batch.length} paths`);
@@ -56,11 +52,15 @@ export class BlockLookups {
         const lookup = batch[i]!;
         if (!('error' in f)) lookup.resolve(f);
         // A file with more blocks than a batch answer holds is asked for alone.
-        else if (f.error.code === 'ETOOBIG') void this.api<BlocksResponse>('GET', '/fs/blocks', undefined, { path: lookup.path }).then(lookup.resolve, lookup.reject);
+        else if (f.error.code === 'ETOOBIG') void this.alone(lookup);
         else lookup.reject(errorFromBody(200, f));
       });
     } catch (err) {
       for (const l of batch) l.reject(err);
     }
+  }
+
+  private alone(lookup: Lookup): Promise<void> {
+    return this.api<BlocksResponse>('GET', '/fs/blocks', undefined, { path: lookup.path }).then(lookup.resolve, lookup.reject);
   }
 }

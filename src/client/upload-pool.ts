@@ -85,8 +85,9 @@ export class UploadPool {
   private giveBackOld(): void {
     const limit = Date.now() - MAX_AGE_MS;
     if (this.ready.length === 0 || this.ready[0]!.openedAt >= limit) return;
-    const old = this.ready.filter((r) => r.openedAt < limit);
-    this.ready = this.ready.filter((r) => r.openedAt >= limit);
+    // Oldest first: the old ones are a prefix.
+    const fresh = this.ready.findIndex((r) => r.openedAt >= limit);
+    const old = this.ready.splice(0, fresh < 0 ? this.ready.length : fresh);
     void this.abort(old.map((r) => r.upload));
   }
 

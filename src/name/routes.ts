@@ -116,13 +116,15 @@ export function registerApiRoutes(app: FastifyInstance, s: NameServices): void {
     // Blocks younger than two report intervals may have been stored after the list was taken.
     const { id, blocks } = req.body;
     const grace = 2 * blockReportInterval(s.config.blockReportMs, blocks.length) + 10_000;
+    // Taken once: an upload opened after the server took its list has no block in it.
+    const pending = s.uploads.pendingBlocks();
     const result = { added: 0, strays: 0, lost: 0 };
     // A slice at a time, each a change of its own: other requests are served between them (and the
     // server may be forgotten meanwhile: its replicas must not come back).
     for (const slice of reportSlices(blocks)) {
       const r = await commit(() => {
         if (!s.storages.get(id)) throw new SdfsError('ENOENT', 'unknown storage server: register first');
-        return s.map.applyReport(id, slice.ids, s.uploads.pendingBlocks(), grace, slice.range);
+        return s.map.applyReport(id, slice.ids, pending, grace, slice.range);
       });
       result.added += r.added;
       result.strays += r.strays;

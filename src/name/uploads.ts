@@ -32,6 +32,10 @@ interface Upload {
   blocks: UploadBlock[];
 }
 
+function newUpload(path: string | undefined, overwrite: boolean, replication: number, blockSize: number, maxBlock: number): Upload {
+  return { id: newId(), path, overwrite, replication, blockSize, maxBlock, touched: Date.now(), blocks: [] };
+}
+
 /**
  * The write path. An upload is a file being written: its blocks are allocated one at a time, each
  * on R storage servers, and reported stored by the client. The file appears in the namespace only
@@ -68,8 +72,7 @@ export class Uploads {
     const existing = this.ns.lookup(path);
     if (existing?.type === 'dir') throw new SdfsError('EISDIR', `a directory exists at ${path}`);
     if (existing && !req.overwrite) throw new SdfsError('EEXIST', `already exists: ${path}`);
-    const id = newId();
-    const up: Upload = { id, path, overwrite: req.overwrite ?? false, replication, blockSize, maxBlock: blockSize, touched: Date.now(), blocks: [] };
+    const up = newUpload(path, req.overwrite ?? false, replication, blockSize, blockSize);
     // Without a server to place it on, the first block waits for the first write (an empty file needs none).
     let first: AllocateBlockResponse | undefined;
     try {
@@ -77,8 +80,8 @@ export class Uploads {
     } catch (err) {
       if (!(err instanceof SdfsError) || (err.code !== 'ENOSTORAGE' && err.code !== 'ENOSPACE')) throw err;
     }
-    this.inProgress.set(id, up);
-    return { uploadId: id, path, replication, blockSize, ...(first ? { first } : {}) };
+    this.inProgress.set(up.id, up);
+    return { uploadId: up.id, path, replication, blockSize, ...(first ? { first } : {}) };
   }
 
   /**
@@ -93,7 +96,7 @@ export class Uploads {
     const uploads: PoolUploadsResponse['uploads'] = [];
     const count = Math.min(req.count, this.limits.maxUploads - this.inProgress.size);
     for (let i = 0; i < count; i++) {
-      const up: Upload = { id: newId(), path: undefined, overwrite: false, replication, blockSize, maxBlock, touched: Date.now(), blocks: [] };
+      const up = newUpload(undefined, false, replication, blockSize, maxBlock);
       let first: AllocateBlockResponse;
       try {
         first = this.place(up, 0, []);
