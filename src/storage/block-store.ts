@@ -1,5 +1,5 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { closeSync, createReadStream, openSync, read as readCallback, type ReadStream } from 'node:fs';
+import { closeSync, createReadStream, openSync, read as readCallback, readSync, type ReadStream } from 'node:fs';
 import { promisify } from 'node:util';
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
@@ -31,6 +31,12 @@ const META_CACHE_ENTRIES = 65_536;
 /** Writes are gathered up to this size, and reads up to this size are served from one buffer. */
 const IO_UNIT = 1024 * 1024;
 const FOOTER_BYTES = 8;
+/**
+ * A read of up to this many bytes is made on the event loop: at most 16 pages, from the page cache
+ * for any block read or written lately, a few microseconds; the hand-over to the thread pool and back
+ * cost 0.03-0.05 ms of CPU per 4 KiB read here. A cold read stalls the loop for one disk access.
+ */
+const SYNC_READ_MAX = 64 * 1024;
 const MAX_TRAILER_BYTES = 64 * 1024;
 const readAt = promisify(readCallback);
 
@@ -151,11 +157,14 @@ export class BlockStore {
     const data = Buffer.allocUnsafe(end - start);
     if (data.length === 0) return { meta, data };
     // Opened and closed on the event loop (a lookup in the directory cache, and a close of a file not
-    // written): only the read, which may wait on the disk, goes to the thread pool. Every hand-over to
-    // the pool wakes a pool thread and then the event loop, on two busy cores dearer than the call.
+    // written); a larger read, which may wait on the disk longer, goes to the thread pool. Every
+    // hand-over to the pool wakes a pool thread and then the event loop, on two busy cores dearer
+    // than the call.
     const fd = openSync(this.pathOf(id), 'r');
     try {
-      const { bytesRead } = await readAt(fd, data, 0, data.length, start);
+      const bytesRead = data.length <= SYNC_READ_MAX
+        ? readSync(fd, data, 0, data.length, start)
+        : (await readAt(fd, data, 0, data.length, start)).bytesRead;
       if (bytesRead !== data.length) throw new SdfsError('ECHECKSUM', `block ${id} is shorter than its metadata says`);
     } finally {
       closeSync(fd);
