@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Cluster } from './helpers/cluster.js';
-import { randomStream, sha256Of } from './helpers/data.js';
+import { randomBytes } from 'node:crypto';
+import { randomStream, sha256, sha256Of } from './helpers/data.js';
 
 describe('many clients at once', () => {
   let cluster: Cluster;
@@ -27,6 +28,29 @@ describe('many clients at once', () => {
       const back = await sha256Of(await reader.createReadStream(path));
       assert.equal(back.sha256, sha, path);
     }
+  });
+
+  it('16 readers at once get each block\'s own bytes while storage servers lend their read buffers again and again', async () => {
+    // One block per file, of 65 KiB to 1 MiB: read into a buffer the storage server lends (over 64 KiB).
+    await cluster.client().mkdir('/lent');
+    const files = Array.from({ length: 24 }, (_, i) => ({ path: `/lent/f${i}`, data: randomBytes(65 * 1024 + 1 + i * 41_000) }));
+    const writer = cluster.client();
+    for (const f of files) await writer.writeFile(f.path, f.data, { blockSize: 1024 * 1024 });
+    assert.equal((await writer.blocks(files.at(-1)!.path)).blocks.length, 1);
+    let reads = 0;
+    await Promise.all(Array.from({ length: 16 }, async (_, r) => {
+      const client = cluster.client();
+      for (let round = 0; round < 3; round++) {
+        for (let k = 0; k < files.length; k++) {
+          const f = files[(k * 7 + r + round) % files.length]!;
+          const back = await sha256Of(await client.createReadStream(f.path));
+          assert.equal(back.size, f.data.length, f.path);
+          assert.equal(back.sha256, sha256(f.data), f.path);
+          reads++;
+        }
+      }
+    }));
+    assert.equal(reads, 16 * 3 * files.length);
   });
 
   it('10 processes of the sdfs command putting files at once', async () => {
