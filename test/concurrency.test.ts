@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Cluster } from './helpers/cluster.js';
-import { randomBytes } from 'node:crypto';
 import { randomStream, sha256, sha256Of } from './helpers/data.js';
 
 describe('many clients at once', () => {

@@ -174,7 +174,8 @@ export class BlockStore {
     // than the call.
     const fd = openSync(this.pathOf(id), 'r');
     try {
-      const bytesRead = length <= SYNC_READ_MAX
+      // Not for the scrubber (fromDisk): it reads blocks no one used lately, from the disk.
+      const bytesRead = length <= SYNC_READ_MAX && !fromDisk
         ? readSync(fd, data, 0, length, start)
         : (await readAt(fd, data, 0, length, start)).bytesRead;
       if (bytesRead !== length) throw new SdfsError('ECHECKSUM', `block ${id} is shorter than its metadata says`);

@@ -53,7 +53,7 @@ export class Scrubber {
     let reason: string | undefined;
     try {
       const meta = await this.store.readMeta(id, true);
-      const { data } = await this.store.read(id, 0, meta.size, true);
+      const { data, release } = await this.store.read(id, 0, meta.size, true);
       const crcs = new ChunkCrcs(meta.chunkSize);
       const hash = createHash('sha256');
       const started = Date.now();
@@ -66,6 +66,7 @@ export class Scrubber {
         const ahead = bytes / this.bytesPerSecond * 1000 - (Date.now() - started);
         if (ahead > 0) await sleep(ahead, undefined, { signal: this.abort.signal });
       }
+      release?.();
       const got = crcs.finish();
       if (bytes !== meta.size || got.length !== meta.crcs.length || got.some((c, i) => c !== meta.crcs[i])) reason = 'chunk checksum mismatch';
       else if (hash.digest('hex') !== meta.sha256) reason = 'SHA-256 mismatch';
