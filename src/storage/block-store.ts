@@ -154,17 +154,18 @@ export class BlockStore {
   }
 
   /**
-   * Bytes [start, end) of a block's data, with the block's metadata: in one buffer if small, else as
-   * a stream read in large chunks. A buffer of more than SYNC_READ_MAX bytes is lent from a pool:
+   * Bytes [start, end) of a block's data (its metadata from readMeta, which callers need first to
+   * check the range): in one buffer if small, else as a stream read in large chunks. `fromDisk`: the
+   * scrubber's read of a block no one used lately. A buffer of more than SYNC_READ_MAX bytes is lent from a pool:
    * `release` gives it back once nothing will read it again (an answer's 'finish'); a buffer never
    * released is simply garbage.
    */
-  async read(id: string, start: number, end: number, fromDisk = false): Promise<{ meta: BlockMeta; data: Buffer | ReadStream; release?: () => void }> {
-    const meta = await this.readMeta(id, fromDisk);
+  async read(meta: BlockMeta, start: number, end: number, fromDisk = false): Promise<{ data: Buffer | ReadStream; release?: () => void }> {
+    const { id } = meta;
     if (start < 0 || end > meta.size || start > end) throw new SdfsError('EINVAL', 'range outside the block');
     const length = end - start;
-    if (length > IO_UNIT) return { meta, data: createReadStream(this.pathOf(id), { start, end: end - 1, highWaterMark: IO_UNIT }) };
-    if (length === 0) return { meta, data: Buffer.alloc(0) };
+    if (length > IO_UNIT) return { data: createReadStream(this.pathOf(id), { start, end: end - 1, highWaterMark: IO_UNIT }) };
+    if (length === 0) return { data: Buffer.alloc(0) };
     const lent = length > SYNC_READ_MAX ? this.readBuffers.pop() ?? Buffer.allocUnsafeSlow(IO_UNIT) : undefined;
     const data = lent ? lent.subarray(0, length) : Buffer.allocUnsafe(length);
     const release = lent ? () => { if (this.readBuffers.length < READ_BUFFERS) this.readBuffers.push(lent); } : undefined;
@@ -174,7 +175,7 @@ export class BlockStore {
     // than the call.
     const fd = openSync(this.pathOf(id), 'r');
     try {
-      // Not for the scrubber (fromDisk): it reads blocks no one used lately, from the disk.
+      // Not for the scrubber (fromDisk): its blocks come from the disk, not the page cache.
       const bytesRead = length <= SYNC_READ_MAX && !fromDisk
         ? readSync(fd, data, 0, length, start)
         : (await readAt(fd, data, 0, length, start)).bytesRead;
@@ -185,7 +186,7 @@ export class BlockStore {
     } finally {
       closeSync(fd);
     }
-    return { meta, data, release };
+    return { data, release };
   }
 
   private async syncDir(sub: string): Promise<void> {

@@ -113,7 +113,7 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
     const id = validateId(req.params.id);
     const meta = await store.readMeta(id);
     const range = parseRange(header(req, 'range'), meta.size);
-    const { data, release } = await store.read(id, range.start, range.end);
+    const { data, release } = await store.read(meta, range.start, range.end);
     // The buffer is lent: back to the store once the answer is handed to the socket, not if it is cut short.
     if (release) reply.raw.once('finish', release);
     const firstChunk = Math.floor(range.start / meta.chunkSize);

@@ -53,7 +53,7 @@ export class Scrubber {
     let reason: string | undefined;
     try {
       const meta = await this.store.readMeta(id, true);
-      const { data, release } = await this.store.read(id, 0, meta.size, true);
+      const { data, release } = await this.store.read(meta, 0, meta.size, true);
       const crcs = new ChunkCrcs(meta.chunkSize);
       const hash = createHash('sha256');
       const started = Date.now();
