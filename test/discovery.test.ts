@@ -22,10 +22,13 @@ import { Broadcaster } from '../src/name/broadcaster.js';
 import {
   ANNOUNCEMENT_TYPE, decodeAnnouncement, encodeAnnouncement, MAX_ANNOUNCEMENT_BYTES,
 } from '../src/protocol/announcement.js';
-import { deriveKeys, signAnnouncement } from '../src/protocol/auth.js';
+import { Agent } from 'undici';
+import { createServer } from 'node:http';
+import { clusterDispatcher, deriveKeys, signAnnouncement } from '../src/protocol/auth.js';
 import { SdfsError } from '../src/protocol/errors.js';
 import { Discovery, type DiscoveredNameServer } from '../src/storage/discovery.js';
-import { CLI, waitFor } from './helpers/cluster.js';
+import { confirmNameServer } from '../src/storage/name-proof.js';
+import { CLI, Cluster, waitFor } from './helpers/cluster.js';
 import { sha256 } from './helpers/data.js';
 
 const valid = { type: ANNOUNCEMENT_TYPE, version: 1, cluster: 'sdfs', scheme: 'http', port: 6235 };
@@ -187,6 +190,77 @@ describe('Broadcaster and Discovery on loopback', () => {
     } finally {
       await kill(child);
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a name server heard on the LAN must prove it holds the cluster secret', () => {
+  let cluster: Cluster;
+  /** Answers every request with a proof made up (it has no secret), on 127.0.0.2 at the name server's port. */
+  let impostor: ReturnType<typeof createServer>;
+  let impostorAsked = 0;
+  let agent: Agent;
+  before(async () => {
+    cluster = await Cluster.start({ storages: 0 });
+    impostor = createServer((_req, res) => {
+      impostorAsked++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ proof: 'A'.repeat(43) }));
+    });
+    await new Promise<void>((ok) => impostor.listen(cluster.name.port, '127.0.0.2', ok));
+    agent = new Agent();
+  });
+  after(async () => {
+    await agent?.close();
+    await new Promise<void>((ok) => (impostor ? impostor.close(() => ok()) : ok()));
+    await cluster?.stop();
+  });
+
+  it('the real name server proves it; an impostor, a server of another secret, or no server does not', async () => {
+    const keys = deriveKeys((await readFile(cluster.secretFile, 'utf8')).trim());
+    const dispatcher = clusterDispatcher(agent, keys);
+    await confirmNameServer(cluster.url, keys, dispatcher);
+    await assert.rejects(confirmNameServer(`http://127.0.0.2:${cluster.name.port}`, keys, dispatcher), { code: 'EAUTH' });
+    // A storage server of another cluster: its signed request is refused, and it could not check the answer anyway.
+    const other = deriveKeys('the-secret-of-someone-else');
+    await assert.rejects(confirmNameServer(cluster.url, other, clusterDispatcher(agent, other)), { code: 'EAUTH' });
+    await assert.rejects(confirmNameServer('http://127.0.0.1:9', keys, dispatcher), { code: 'EUNAVAILABLE' });
+  });
+
+  it('a signed announcement sent again from another address is not joined; the real one then is', async () => {
+    const keys = deriveKeys((await readFile(cluster.secretFile, 'utf8')).trim());
+    const dispatcher = clusterDispatcher(agent, keys);
+    let found: DiscoveredNameServer | undefined;
+    const checked: string[] = [];
+    const discovery = new Discovery({
+      cluster: 'sdfs', port: 0, host: '127.0.0.1', keys,
+      confirm: (url) => { checked.push(url); return confirmNameServer(url, keys, dispatcher); },
+      onFound: (f) => { found = f; },
+    });
+    // The replay comes from another machine of the LAN: here, another loopback address.
+    const attacker = createSocket('udp4');
+    const honest = createSocket('udp4');
+    try {
+      await discovery.start();
+      await new Promise<void>((ok) => attacker.bind(0, '127.0.0.2', ok));
+      await new Promise<void>((ok) => honest.bind(0, '127.0.0.1', ok));
+      const announcement = encodeAnnouncement({ cluster: 'sdfs', scheme: 'http', port: cluster.name.port }, (f, ts) => signAnnouncement(keys, f, ts));
+      const send = (from: typeof attacker): Promise<void> => new Promise((ok, fail) => from.send(announcement, discovery.port, '127.0.0.1', (e) => (e ? fail(e) : ok())));
+      impostorAsked = 0;
+      await send(attacker);
+      await waitFor('the impostor to be asked for its proof', () => impostorAsked === 1, 5000);
+      // It failed: a second copy within REFUSED_MS is not even checked.
+      await send(attacker);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(found, undefined);
+      assert.equal(impostorAsked, 1);
+      assert.deepEqual(checked, [`http://127.0.0.2:${cluster.name.port}`]);
+      await send(honest);
+      const f = await waitFor('the real name server to be joined', () => found, 5000);
+      assert.deepEqual(f, { url: cluster.url, cluster: 'sdfs', from: '127.0.0.1' });
+    } finally {
+      attacker.close();
+      honest.close();
+      await discovery.stop();
     }
   });
 });

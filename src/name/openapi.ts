@@ -97,6 +97,10 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   },
   'POST /cluster/init': { tag: 'cluster', summary: 'Wipes every file and every storage server (the shell\'s `init`)', response: messages.ClusterResponse, errors: ['EUNAVAILABLE'] },
   'GET /fsck': { tag: 'cluster', summary: 'Each file\'s replication health under a path', response: messages.FsckResponse, errors: ['ENOENT'] },
+  'GET /cluster/proof': {
+    tag: 'storage servers', summary: 'Proves this name server holds the cluster secret: the MAC of a storage server\'s nonce',
+    response: messages.ProofResponse, description: 'Asked by a storage server that heard a LAN announcement, before it joins the address it came from.',
+  },
   'POST /storages/register': { tag: 'storage servers', summary: 'A storage server registers (at start)', response: messages.HeartbeatResponse },
   'POST /storages/heartbeat': { tag: 'storage servers', summary: 'A storage server\'s heartbeat, with its space', response: messages.HeartbeatResponse },
   'POST /storages/blocks': {

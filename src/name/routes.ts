@@ -3,7 +3,7 @@ import { SdfsError } from '../protocol/errors.js';
 import {
   AllocateBlockRequest, API_PREFIX, CompleteBlockRequest, CreateRequest, DeleteRequest, MkdirRequest, MoveRequest,
   BadReplicaReport, BlockReport, BlocksBatchRequest, type BlocksBatchResponse, CommitRequest, DecommissionRequest, FileStat, ForgetRequest, ListResponse, OpenUploadRequest, PathQuery, PoolUploadsRequest, StorageReport,
-  BlocksResponse, type ClusterResponse, type HeartbeatResponse,
+  BlocksResponse, type ClusterResponse, type HeartbeatResponse, ProofQuery, type ProofResponse,
 } from '../protocol/messages.js';
 import { resolvePath } from '../protocol/paths.js';
 import { ACCESS } from './access.js';
@@ -28,6 +28,8 @@ export interface NameServices {
   blocksOf(path: string, maxBlocks?: number): BlocksResponse;
   cluster(): ClusterResponse;
   init(): Promise<ClusterResponse>;
+  /** The MAC of a storage server's nonce with the cluster secret (GET /cluster/proof). */
+  prove(nonce: string): string;
 }
 
 /** Blocks in one answer of POST /fs/blocks at most (about 256 KiB of JSON): batches are for many small files. */
@@ -100,6 +102,9 @@ export function registerApiRoutes(app: FastifyInstance, s: NameServices): void {
   app.get(`${p}/cluster`, async () => s.cluster());
   app.post(`${p}/cluster/init`, async () => s.init());
 
+  // A storage server that found this server by broadcast checks it before it joins (see proveNameServer).
+  app.get(`${p}/cluster/proof`, { ...ACCESS.cluster, schema: { querystring: ProofQuery } },
+    async (req: Req<unknown, ProofQuery>): Promise<ProofResponse> => ({ proof: s.prove(req.query.nonce) }));
   app.post(`${p}/storages/register`, { ...ACCESS.cluster, schema: { body: StorageReport } }, async (req: Req<StorageReport>): Promise<HeartbeatResponse> => {
     const host = remoteHost(req);
     await commit(() => s.storages.register(req.body, host));

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import * as fs from 'node:fs/promises';
 import { SdfsError } from '../protocol/errors.js';
-import { clusterDispatcher, deriveKeys, issueBlockToken } from '../protocol/auth.js';
+import { clusterDispatcher, deriveKeys, issueBlockToken, proveNameServer } from '../protocol/auth.js';
 import { loadOrCreateSecret, SECRET_FILE } from '../protocol/cluster-secret.js';
 import { addrToUrl, callJson, newAgent } from '../protocol/http.js';
 import { installErrorHandler, newApp } from '../protocol/http-server.js';
@@ -86,6 +86,7 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
   registerApiRoutes(app, {
     config, ns, uploads, storages, cluster, map, replicator, health, committer,
     blocksOf: (path, maxBlocks) => locator.locate(path, maxBlocks),
+    prove: (nonce) => proveNameServer(keys, nonce),
     async init() {
       await committer.run(() => wipeNamespace(db));
       uploads.clear();

@@ -7,13 +7,15 @@ import { SdfsError } from './errors.js';
  * that a signature made for one purpose is never valid for another:
  * - requests between the name server and storage servers (`x-sdfs-cluster-auth`);
  * - block access tokens, which the name server hands to clients and storage servers check;
- * - web sessions, the cookie the name server gives a browser that logged in with an access key.
+ * - web sessions, the cookie the name server gives a browser that logged in with an access key;
+ * - LAN announcements, and the name server's answer to a storage server that heard one and checks it.
  */
 export interface ClusterKeys {
   readonly request: Buffer;
   readonly blockToken: Buffer;
   readonly session: Buffer;
   readonly announcement: Buffer;
+  readonly nameProof: Buffer;
 }
 
 export const AUTH_HEADERS = {
@@ -25,7 +27,8 @@ export const AUTH_HEADERS = {
 
 export function deriveKeys(secret: string): ClusterKeys {
   const key = (info: string): Buffer => Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), 'sdfs', info, 32));
-  return { request: key('cluster request'), blockToken: key('block token'), session: key('web session'), announcement: key('lan announcement') };
+  return { request: key('cluster request'), blockToken: key('block token'), session: key('web session'), announcement: key('lan announcement'),
+    nameProof: key('name server proof') };
 }
 
 /** How far a signed request's time may be from the receiver's clock (clocks of a LAN's machines drift). */
@@ -88,6 +91,24 @@ export function verifyAnnouncement(keys: ClusterKeys, fields: string, ts: unknow
   if (typeof ts !== 'number' || !Number.isSafeInteger(ts) || typeof sig !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(sig)) return false;
   if (Math.abs(nowMs / 1000 - ts) > ANNOUNCEMENT_SKEW_S) return false;
   return sameMac(sig, mac(keys.announcement, `${fields}\n${ts}`));
+}
+
+/** A nonce for proveNameServer: 32 random bytes, base64url. */
+export const NONCE_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * The name server's answer to a storage server's nonce: proof that it holds the cluster secret. A LAN
+ * announcement's source address is not signed (the name server cannot know which of its addresses a
+ * receiver sees), so a storage server asks the address it heard for this before it joins.
+ */
+export function proveNameServer(keys: ClusterKeys, nonce: string): string {
+  if (!NONCE_PATTERN.test(nonce)) throw new SdfsError('EINVAL', 'a nonce is 43 base64url characters');
+  return mac(keys.nameProof, nonce);
+}
+
+/** Whether `proof` is the cluster's answer to `nonce` (see proveNameServer). */
+export function checkNameServerProof(keys: ClusterKeys, nonce: string, proof: unknown): boolean {
+  return typeof proof === 'string' && /^[A-Za-z0-9_-]{43}$/.test(proof) && sameMac(proof, mac(keys.nameProof, nonce));
 }
 
 /** A web session: the role an access key gave, until a time, signed so that the cookie cannot be forged. */

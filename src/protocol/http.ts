@@ -12,6 +12,8 @@ export interface JsonCallOptions {
   body?: unknown;
   dispatcher?: Dispatcher;
   headers?: Record<string, string>;
+  /** Time allowed for the answer's headers, and between two pieces of its body (default: the agent's, 120 s). */
+  timeoutMs?: number;
 }
 
 /** Bound on a JSON response body: listings of big directories are the largest. */
@@ -30,6 +32,7 @@ export interface RequestOptions {
   headers?: Record<string, string>;
   body?: string | Buffer | Dispatcher.DispatchOptions['body'];
   dispatcher?: Dispatcher;
+  timeoutMs?: number;
 }
 
 /** The origin of a base URL (a name server's address may come with a path or a slash), parsed once. */
@@ -65,6 +68,7 @@ export async function callJson<T>(baseUrl: string, path: string, opts: JsonCallO
       headers: opts.body === undefined ? opts.headers : { 'content-type': 'application/json', ...opts.headers },
       body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
       dispatcher: opts.dispatcher,
+      timeoutMs: opts.timeoutMs,
     });
   } catch (err) {
     const e = toSdfsError(err);
@@ -85,12 +89,13 @@ export async function requestJson<T>(origin: string, path: string, opts: Request
  * handler of its own: no response stream is made for it, a fifth of a small call's client CPU.
  */
 function fetchText(origin: string, path: string, opts: RequestOptions): Promise<{ status: number; text: string }> {
-  const { dispatcher = getGlobalDispatcher(), method = 'GET', headers, body } = opts;
+  const { dispatcher = getGlobalDispatcher(), method = 'GET', headers, body, timeoutMs } = opts;
+  const timeouts = timeoutMs === undefined ? {} : { headersTimeout: timeoutMs, bodyTimeout: timeoutMs };
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let bytes = 0;
     let status = 0;
-    dispatcher.dispatch({ origin, path, method, headers, body }, {
+    dispatcher.dispatch({ origin, path, method, headers, body, ...timeouts }, {
       // undici takes a handler in this (controller) form only if it has onRequestStart.
       onRequestStart() {},
       onResponseStart(controller, statusCode, responseHeaders) {

@@ -282,6 +282,12 @@ export const ClusterResponse = Type.Object({
 export type ClusterResponse = Static<typeof ClusterResponse>;
 
 // Storage server -> name server.
+/** A storage server that heard an announcement asks its sender to prove it holds the cluster secret. */
+export const ProofQuery = Type.Object({ nonce: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }) });
+export type ProofQuery = Static<typeof ProofQuery>;
+export const ProofResponse = Type.Object({ proof: Type.String() });
+export type ProofResponse = Static<typeof ProofResponse>;
+
 export const StorageReport = Type.Object({
   id: IdField,
   /** The address clients and other storage servers use; the name server fills in the host if empty. */

@@ -14,6 +14,12 @@ export interface DiscoveryOptions {
   onFound(found: DiscoveredNameServer): void;
   /** The cluster's keys: only announcements signed with the cluster secret, and recent, are followed. */
   keys?: ClusterKeys;
+  /**
+   * Checks a name server heard in a signed announcement before it is joined (confirmNameServer: it
+   * must prove it holds the cluster secret); rejects if it cannot. The announcement's signature does
+   * not cover its source address, so a copy sent again from another machine passes it.
+   */
+  confirm?: (url: string) => Promise<void>;
 }
 
 export interface DiscoveredNameServer {
@@ -26,10 +32,16 @@ export interface DiscoveredNameServer {
 
 /** At most this many other clusters are named in the log, so that a noisy LAN cannot fill it. */
 const MAX_CLUSTERS_LOGGED = 8;
+/** Name servers checked at once; announcements from further addresses wait for their next one. */
+const MAX_CHECKS = 4;
+/** An address that failed its check is not asked again for this long. */
+const REFUSED_MS = 30_000;
+/** Addresses remembered as refused, at most (then the oldest are forgotten). */
+const MAX_REFUSED = 256;
 
 /**
  * Listens for name server announcements (protocol/announcement.ts) and reports the first one of
- * its cluster, then closes its socket. Every datagram is validated; junk and other clusters are
+ * its cluster (that passes `confirm`, when given), then closes its socket. Every datagram is validated; junk and other clusters are
  * ignored. The socket shares its port (SO_REUSEADDR), so that several storage servers on one host
  * all hear the broadcasts. Nothing happens until start(); stop() closes the socket.
  */
@@ -39,6 +51,10 @@ export class Discovery {
   private ignoredCount = 0;
   private readonly junkLogged = new Set<string>();
   private readonly clustersLogged = new Set<string>();
+  /** Name servers being checked (by URL). */
+  private readonly checking = new Set<string>();
+  /** Name servers that failed their check, with the time until which they are not asked again. */
+  private readonly refused = new Map<string, number>();
 
   constructor(private readonly opts: DiscoveryOptions) {}
 
@@ -106,9 +122,27 @@ export class Discovery {
     }
     // Someone else announcing itself for this cluster, or an old announcement sent again.
     if (!signed) return this.ignore('announcement not signed with this cluster\'s secret, or too old', rinfo);
+    const found = { url, cluster, from: rinfo.address };
+    if (!this.opts.confirm) return this.join(found);
+    if (this.checking.has(url) || this.checking.size >= MAX_CHECKS || (this.refused.get(url) ?? 0) > Date.now()) return;
+    this.checking.add(url);
+    this.opts.confirm(url).then(() => this.join(found), (err: unknown) => {
+      if (this.done) return;
+      if (!this.refused.has(url)) {
+        console.error(`storage server: not joining ${url}, heard announcing cluster ${JSON.stringify(cluster)}: ${(err as Error).message}`);
+      }
+      this.refused.delete(url);
+      if (this.refused.size >= MAX_REFUSED) this.refused.delete(this.refused.keys().next().value!);
+      this.refused.set(url, Date.now() + REFUSED_MS);
+    }).finally(() => this.checking.delete(url));
+  }
+
+  /** Reports the name server found, once, and stops listening. */
+  private join(found: DiscoveredNameServer): void {
+    if (this.done) return;
     this.done = true;
     void this.stop();
-    this.opts.onFound({ url, cluster, from: rinfo.address });
+    this.opts.onFound(found);
   }
 
   /** Junk is counted, and each kind is logged once (the reasons are a small fixed set). */

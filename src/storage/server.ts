@@ -9,6 +9,7 @@ import { API_PREFIX, type StorageReport } from '../protocol/messages.js';
 import { BlockStore } from './block-store.js';
 import type { StorageConfig } from './config.js';
 import { Discovery } from './discovery.js';
+import { confirmNameServer } from './name-proof.js';
 import { Reporter } from './reporter.js';
 import { CLUSTER_ONLY, installStorageAuth, registerBlockRoutes } from './routes.js';
 import { Scrubber } from './scrubber.js';
@@ -58,6 +59,7 @@ export async function startStorageServer(config: StorageConfig): Promise<Running
   else {
     discovery = new Discovery({
       cluster: config.cluster, port: config.discoveryPort, keys,
+      confirm: (url) => confirmNameServer(url, keys, dispatcher),
       onFound(found) {
         console.log(JSON.stringify({ event: 'discovered', cluster: found.cluster, nameServer: found.url, from: found.from }));
         join(found.url);
