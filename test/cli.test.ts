@@ -121,6 +121,27 @@ describe('sdfs subcommands', () => {
     assert.deepEqual(await names('/t-put'), ['file.bin', 'named.bin', 'r2.bin', 'replaced.bin']);
   });
 
+  it('put - streams standard input into the file named, and needs that name', async () => {
+    const data = randomBytes(3 * BLOCK + 999);
+    await client.mkdir('/t-stdin');
+    const r = await cluster.cli(['put', '-', '/t-stdin/piped.bin'], { input: data });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await remoteSha('/t-stdin/piped.bin'), sha256(data));
+    assert.equal((await client.stat('/t-stdin/piped.bin')).blocks, 4);
+    const empty = await cluster.cli(['put', '-', '/t-stdin/empty'], { input: '' });
+    assert.equal(empty.code, 0, empty.stderr);
+    assert.equal((await client.stat('/t-stdin/empty')).size, 0);
+    // Without a file name (none to take from standard input), into a directory, or over a file without -f.
+    await fails(['put', '-'], 6, /give the path of the file/);
+    await fails(['put', '-', '/t-stdin'], 4, /\/t-stdin is a directory/);
+    await fails(['put', '-', '/t-stdin/piped.bin'], 3, /already exists/);
+    assert.equal(await remoteSha('/t-stdin/piped.bin'), sha256(data), 'the refused put changed nothing');
+    const replaced = await cluster.cli(['put', '-f', '-', '/t-stdin/piped.bin'], { input: 'new bytes' });
+    assert.equal(replaced.code, 0, replaced.stderr);
+    assert.equal(await remoteSha('/t-stdin/piped.bin'), sha256(Buffer.from('new bytes')));
+    assert.deepEqual(await names('/t-stdin'), ['empty', 'piped.bin']);
+  });
+
   it('cat writes the exact bytes to stdout', async () => {
     const bin = randomBytes(2 * BLOCK + 333);
     await client.writeFile('/t-cat.bin', bin);

@@ -18,7 +18,7 @@ import { STORAGE_DEFAULTS } from '../storage/config.js';
 import { formatDf, formatFsck, formatInfo, formatListing, formatStatus } from './format.js';
 import { OperationLog } from './oplog.js';
 import { runShell } from './shell.js';
-import { download, upload } from './transfer.js';
+import { download, STDIN_NAME, upload } from './transfer.js';
 import { parseIntArg, parseSize } from './units.js';
 
 /**
@@ -266,13 +266,13 @@ program.command('shell', { isDefault: true })
   }));
 
 program.command('put')
-  .description('upload a local file (into REMOTE if it is a directory; default: / and the same name)')
+  .description('upload a local file (into REMOTE if it is a directory; default: / and the same name); `-` reads standard input into the file REMOTE')
   .argument('<local>').argument('[remote]')
   .option('-f, --force', 'replace an existing file')
   .option('-r, --replication <n>', 'replicas per block', replicationOpt)
   .option('-b, --block-size <size>', 'block size', sizeOpt)
   .action(clientAction('put', async (client, local: string, remote: string | undefined, o: { force?: boolean; replication?: number; blockSize?: number }) => {
-    const st = await upload(client, local, remote ?? `/${basename(local)}`, '/', {
+    const st = await upload(client, local, remote ?? (local === STDIN_NAME ? undefined : `/${basename(local)}`), '/', {
       overwrite: o.force, replication: o.replication, blockSize: o.blockSize, progress: true,
     });
     if (process.stderr.isTTY) process.stderr.write(`${st.path}: ${st.size} bytes in ${st.blocks} block(s)\n`);

@@ -9,8 +9,12 @@ import { formatSize } from './units.js';
 
 /** Uploads and downloads with the target rules of cp: into a directory if the target is one. */
 
+/** The local name of standard input, for `put`. */
+export const STDIN_NAME = '-';
+
 export async function upload(client: SdfsClient, local: string, remote: string | undefined, cwd: string,
   opts: { overwrite?: boolean; replication?: number; blockSize?: number; progress: boolean }): Promise<FileStat> {
+  if (local === STDIN_NAME) return uploadStdin(client, remote, cwd, opts);
   let target = resolvePath(remote ?? basename(local), cwd);
   const existing = await client.stat(target).catch(() => undefined);
   if (existing?.type === 'dir') target = joinPath(target, basename(local));
@@ -21,6 +25,17 @@ export async function upload(client: SdfsClient, local: string, remote: string |
   } finally {
     bar?.stop();
   }
+}
+
+/** Standard input to a file named in full (it has no name to give a directory), streamed as it comes. */
+async function uploadStdin(client: SdfsClient, remote: string | undefined, cwd: string,
+  opts: { overwrite?: boolean; replication?: number; blockSize?: number }): Promise<FileStat> {
+  if (remote === undefined) throw new SdfsError('EINVAL', 'put - reads standard input: give the path of the file to write');
+  const target = resolvePath(remote, cwd);
+  if ((await client.stat(target).catch(() => undefined))?.type === 'dir') {
+    throw new SdfsError('EISDIR', `${target} is a directory: put - needs the path of the file to write`);
+  }
+  return client.writeFile(target, process.stdin, { overwrite: opts.overwrite, replication: opts.replication, blockSize: opts.blockSize });
 }
 
 export async function download(client: SdfsClient, remote: string, local: string | undefined, cwd: string,

@@ -190,7 +190,7 @@ export class Cluster {
   }
 
   /** Runs the sdfs command against this cluster and collects its output. */
-  cli(args: string[], opts: { input?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  cli(args: string[], opts: { input?: string | Buffer; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
     const auth = [...(this.opts.clientKey ? ['--key', this.opts.clientKey] : []), ...(this.opts.tls ? ['--tls-ca', this.opts.tls.ca] : [])];
     return runCli(['--name-server', this.url, '--log-file', join(this.dataDir, 'client.log'), ...auth, ...args], opts);
   }
@@ -202,7 +202,7 @@ export class Cluster {
   }
 }
 
-export function runCli(args: string[], opts: { input?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+export function runCli(args: string[], opts: { input?: string | Buffer; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((ok, fail) => {
     const child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
