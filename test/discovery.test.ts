@@ -23,7 +23,7 @@ import {
   ANNOUNCEMENT_TYPE, decodeAnnouncement, encodeAnnouncement, MAX_ANNOUNCEMENT_BYTES,
 } from '../src/protocol/announcement.js';
 import { Agent } from 'undici';
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import { clusterDispatcher, deriveKeys, signAnnouncement } from '../src/protocol/auth.js';
 import { SdfsError } from '../src/protocol/errors.js';
 import { Discovery, type DiscoveredNameServer } from '../src/storage/discovery.js';
@@ -199,6 +199,9 @@ describe('a name server heard on the LAN must prove it holds the cluster secret'
   /** Answers every request with a proof made up (it has no secret), on 127.0.0.2 at the name server's port. */
   let impostor: ReturnType<typeof createServer>;
   let impostorAsked = 0;
+  /** Passes every request on to the real name server and its answer back, on 127.0.0.3 at the same port. */
+  let relay: ReturnType<typeof createServer>;
+  let relayed = 0;
   let agent: Agent;
   before(async () => {
     cluster = await Cluster.start({ storages: 0 });
@@ -207,19 +210,32 @@ describe('a name server heard on the LAN must prove it holds the cluster secret'
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ proof: 'A'.repeat(43) }));
     });
     await new Promise<void>((ok) => impostor.listen(cluster.name.port, '127.0.0.2', ok));
+    relay = createServer((req, res) => {
+      const onward = httpRequest({ host: '127.0.0.1', port: cluster.name.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+        relayed++;
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      onward.on('error', () => res.destroy());
+      req.pipe(onward);
+    });
+    await new Promise<void>((ok) => relay.listen(cluster.name.port, '127.0.0.3', ok));
     agent = new Agent();
   });
   after(async () => {
     await agent?.close();
-    await new Promise<void>((ok) => (impostor ? impostor.close(() => ok()) : ok()));
+    for (const server of [impostor, relay]) await new Promise<void>((ok) => (server ? server.close(() => ok()) : ok()));
     await cluster?.stop();
   });
 
-  it('the real name server proves it; an impostor, a server of another secret, or no server does not', async () => {
+  it('the real name server proves it; an impostor, a relay to the real one, a server of another secret, or no server does not', async () => {
     const keys = deriveKeys((await readFile(cluster.secretFile, 'utf8')).trim());
     const dispatcher = clusterDispatcher(agent, keys);
     await confirmNameServer(cluster.url, keys, dispatcher);
     await assert.rejects(confirmNameServer(`http://127.0.0.2:${cluster.name.port}`, keys, dispatcher), { code: 'EAUTH' });
+    // The relay gets the real name server's answer, but it proves the real one's address, not the relay's.
+    await assert.rejects(confirmNameServer(`http://127.0.0.3:${cluster.name.port}`, keys, dispatcher), { code: 'EAUTH' });
+    assert.equal(relayed, 1, 'the question reached the real name server through the relay');
     // A storage server of another cluster: its signed request is refused, and it could not check the answer anyway.
     const other = deriveKeys('the-secret-of-someone-else');
     await assert.rejects(confirmNameServer(cluster.url, other, clusterDispatcher(agent, other)), { code: 'EAUTH' });

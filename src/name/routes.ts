@@ -6,6 +6,7 @@ import {
   BlocksResponse, type ClusterResponse, type HeartbeatResponse, ProofQuery, type ProofResponse,
 } from '../protocol/messages.js';
 import { resolvePath } from '../protocol/paths.js';
+import { connectionAddress } from '../protocol/auth.js';
 import { ACCESS } from './access.js';
 import type { NameConfig } from './config.js';
 import type { Namespace } from './namespace.js';
@@ -28,8 +29,8 @@ export interface NameServices {
   blocksOf(path: string, maxBlocks?: number): BlocksResponse;
   cluster(): ClusterResponse;
   init(): Promise<ClusterResponse>;
-  /** The MAC of a storage server's nonce with the cluster secret (GET /cluster/proof). */
-  prove(nonce: string): string;
+  /** The MAC of a storage server's nonce and this server's address with the cluster secret (GET /cluster/proof). */
+  prove(nonce: string, address: string): string;
 }
 
 /** Blocks in one answer of POST /fs/blocks at most (about 256 KiB of JSON): batches are for many small files. */
@@ -104,7 +105,11 @@ export function registerApiRoutes(app: FastifyInstance, s: NameServices): void {
 
   // A storage server that found this server by broadcast checks it before it joins (see proveNameServer).
   app.get(`${p}/cluster/proof`, { ...ACCESS.cluster, schema: { querystring: ProofQuery } },
-    async (req: Req<unknown, ProofQuery>): Promise<ProofResponse> => ({ proof: s.prove(req.query.nonce) }));
+    async (req: Req<unknown, ProofQuery>): Promise<ProofResponse> => {
+      const { localAddress, localPort } = req.socket;
+      if (!localAddress || !localPort) throw new SdfsError('EINVAL', 'cannot tell the address this request came to');
+      return { proof: s.prove(req.query.nonce, connectionAddress(localAddress, localPort)) };
+    });
   app.post(`${p}/storages/register`, { ...ACCESS.cluster, schema: { body: StorageReport } }, async (req: Req<StorageReport>): Promise<HeartbeatResponse> => {
     const host = remoteHost(req);
     await commit(() => s.storages.register(req.body, host));

@@ -86,7 +86,7 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
   registerApiRoutes(app, {
     config, ns, uploads, storages, cluster, map, replicator, health, committer,
     blocksOf: (path, maxBlocks) => locator.locate(path, maxBlocks),
-    prove: (nonce) => proveNameServer(keys, nonce),
+    prove: (nonce, address) => proveNameServer(keys, nonce, address),
     async init() {
       await committer.run(() => wipeNamespace(db));
       uploads.clear();

@@ -97,18 +97,27 @@ export function verifyAnnouncement(keys: ClusterKeys, fields: string, ts: unknow
 export const NONCE_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
 /**
- * The name server's answer to a storage server's nonce: proof that it holds the cluster secret. A LAN
- * announcement's source address is not signed (the name server cannot know which of its addresses a
- * receiver sees), so a storage server asks the address it heard for this before it joins.
+ * The name server's answer to a storage server's nonce, asked at `address` (`host:port`, the name
+ * server's own end of the connection): proof that the server at that address holds the cluster
+ * secret. A LAN announcement's source address is not signed (the name server cannot know which of
+ * its addresses a receiver sees), so a storage server asks the address it heard for this before it
+ * joins; the address in the proof makes a relay useless (a machine that passes the question on to
+ * the real name server gets a proof for the real one's address, not its own).
  */
-export function proveNameServer(keys: ClusterKeys, nonce: string): string {
+export function proveNameServer(keys: ClusterKeys, nonce: string, address: string): string {
   if (!NONCE_PATTERN.test(nonce)) throw new SdfsError('EINVAL', 'a nonce is 43 base64url characters');
-  return mac(keys.nameProof, nonce);
+  return mac(keys.nameProof, `${nonce}\n${address}`);
 }
 
-/** Whether `proof` is the cluster's answer to `nonce` (see proveNameServer). */
-export function checkNameServerProof(keys: ClusterKeys, nonce: string, proof: unknown): boolean {
-  return typeof proof === 'string' && /^[A-Za-z0-9_-]{43}$/.test(proof) && sameMac(proof, mac(keys.nameProof, nonce));
+/** Whether `proof` is the cluster's answer to `nonce` asked at `address` (see proveNameServer). */
+export function checkNameServerProof(keys: ClusterKeys, nonce: string, address: string, proof: unknown): boolean {
+  return typeof proof === 'string' && NONCE_PATTERN.test(proof) && sameMac(proof, mac(keys.nameProof, `${nonce}\n${address}`));
+}
+
+/** `host:port` as both ends of a connection name it: an IPv4-mapped IPv6 address as IPv4, IPv6 without brackets, lower case. */
+export function connectionAddress(host: string, port: number | string): string {
+  const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  return `${bare.startsWith('::ffff:') && bare.includes('.') ? bare.slice(7) : bare}:${port}`;
 }
 
 /** A web session: the role an access key gave, until a time, signed so that the cookie cannot be forged. */
