@@ -26,7 +26,7 @@ import { Cluster, CLI } from '../test/helpers/cluster.js';
 import { FULL, QUICK, type Context } from './context.js';
 import { combineLimits, measureLimits, type Limits } from './limits.js';
 import { formatReport, load, machine, score, writeResults, type Figure, type Results, type WorkloadId } from './report.js';
-import { log, machineCpu, MiB, ownCpu, run, seconds } from './util.js';
+import { log, machineCpu, MiB, otherSdfsServers, ownCpu, run, seconds } from './util.js';
 import { cleanLargeFiles, largeFile } from './workloads/w1-large-file.js';
 import { smallFiles } from './workloads/w2-small-files.js';
 import { metadata } from './workloads/w3-metadata.js';
@@ -56,6 +56,12 @@ const warnings: string[] = [];
 if (process.env.XNOSYNC) {
   delete process.env.XNOSYNC;
   warnings.push('XNOSYNC was set in the environment; it was removed so that the servers fsync as they should');
+}
+
+const strangers = await otherSdfsServers(CLI);
+if (strangers > 0) {
+  warnings.push(`${strangers} sdfs server process(es) of another cluster were running when the run started: they take CPU from it; `
+    + 'stop them (ps -ef | grep dist/cli/main.js) and run again');
 }
 
 const started = performance.now();
@@ -155,6 +161,11 @@ if (!args.quick) {
 const cpuEnd = await machineCpu();
 const ownEnd = await ownCpu();
 const total = cpuEnd.total - cpuStart.total;
+const othersShare = total > 0 ? Math.max(0, (cpuEnd.busy - cpuStart.busy) - (ownEnd - ownStart)) / total : 0;
+// The goals are rates on two cores: what other processes took, the run did not have.
+if (othersShare > 0.05) {
+  warnings.push(`other processes used ${Math.round(othersShare * 100)}% of the CPU during the run: compare its CPU per unit with other runs, not its rates`);
+}
 const results: Results = {
   date,
   mode: args.quick ? 'quick' : 'full',
@@ -163,7 +174,7 @@ const results: Results = {
   busy: {
     loadStart,
     loadEnd: load(),
-    othersShare: total > 0 ? Math.max(0, (cpuEnd.busy - cpuStart.busy) - (ownEnd - ownStart)) / total : 0,
+    othersShare,
     ownShare: total > 0 ? (ownEnd - ownStart) / total : 0,
   },
   limits,

@@ -200,5 +200,20 @@ export async function cpuTicksOf(pid: number | 'self', children = false): Promis
   return (children ? [11, 12, 13, 14] : [11, 12]).reduce((sum, i) => sum + Number(fields[i] ?? 0), 0);
 }
 
+/**
+ * Processes of this machine that run an sdfs server (`<cli> name|storage|up`) and are not this run's:
+ * a cluster left running beside a benchmark takes CPU from it (heartbeats, its replicator) unseen.
+ */
+export async function otherSdfsServers(cli: string): Promise<number> {
+  let count = 0;
+  for (const pid of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    const args = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    const at = args.findIndex((a) => a === cli || /(^|\/)(dist\/cli\/main\.js|sdfs)$/.test(a));
+    if (at >= 0 && ['name', 'storage', 'up'].includes(args[at + 1] ?? '')) count++;
+  }
+  return count;
+}
+
 /** Jiffies of CPU used by this process and by its children that have ended (the servers, once stopped). */
 export const ownCpu = (): Promise<number> => cpuTicksOf('self', true);
