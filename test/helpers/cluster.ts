@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -23,10 +23,25 @@ export interface Proc {
   classicPort?: number;
 }
 
+/**
+ * Every server process started here and not yet ended. If the process that started them dies (an
+ * uncaught error, a benchmark whose output pipe closed), they are killed as it exits, not left running
+ * beside the next test or benchmark.
+ */
+const running = new Set<ChildProcess>();
+/** The data dirs of clusters not yet stopped, removed as well in that case. */
+const dataDirs = new Set<string>();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+});
+
 export async function startProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Proc> {
   const child = spawn(process.execPath, [CLI, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env },
   });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
   return new Promise((ok, fail) => {
@@ -99,6 +114,7 @@ export class Cluster {
 
   static async start(opts: ClusterOptions = {}): Promise<Cluster> {
     const dataDir = await mkdtemp(join(tmpdir(), 'sdfs-test-'));
+    dataDirs.add(dataDir);
     const c = new Cluster(dataDir, {
       storages: opts.storages ?? 3, replication: opts.replication ?? 3, blockSize: opts.blockSize ?? 64 * 1024, nameArgs: opts.nameArgs ?? [],
       storageArgs: opts.storageArgs ?? ['--scrub-rate', '0'], tls: opts.tls, clientKey: opts.clientKey,
@@ -199,6 +215,7 @@ export class Cluster {
     await Promise.all(this.clients.map((c) => c.close().catch(() => {})));
     await Promise.all([...this.storages.map((s) => stopProcess(s)), this.name && stopProcess(this.name)]);
     await rm(this.dataDir, { recursive: true, force: true });
+    dataDirs.delete(this.dataDir);
   }
 }
 
