@@ -30,16 +30,13 @@ export class Health {
       if (elsewhere < b.want) for (const h of b.holders) undrained.add(h);
     }
     const all = this.storages.all();
-    const live = all.filter((s) => s.alive);
     const counts = this.db.prepare<[], { files: number; dirs: number }>(
       `SELECT sum(type = 'file') AS files, sum(type = 'dir') AS dirs FROM inodes`).get()!;
     return {
       storages: all.map((s) => ({ ...s, drained: s.state === 'draining' && !undrained.has(s.id) })),
       files: counts.files ?? 0,
       dirs: counts.dirs ?? 0,
-      capacity: live.reduce((n, s) => n + s.capacity, 0),
-      free: live.reduce((n, s) => n + s.free, 0),
-      used: live.reduce((n, s) => n + s.used, 0),
+      ...this.storages.liveTotals(),
       health,
       replicationInFlight: this.replicator.copiesInFlight,
       uploadsInProgress: this.uploads.count,

@@ -64,12 +64,11 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
   const health = new Health(db, ns, map, storages, replicator, uploads);
 
   const cluster = (): ClusterResponse => {
-    const all = storages.all();
-    const live = all.filter((s) => s.alive);
+    const { capacity, free } = storages.liveTotals();
     return {
-      storages: all,
-      capacity: live.reduce((n, s) => n + s.capacity, 0),
-      free: live.reduce((n, s) => n + s.free, 0),
+      storages: storages.all(),
+      capacity,
+      free,
       replication: config.replication,
       blockSize: config.blockSize,
     };

@@ -4,6 +4,15 @@ import type { Db } from './db.js';
 
 interface StorageState extends StorageInfo {
   lastSeen: number;
+  /** The file system it reported its data dir on (StorageReport.fsId), if it did. */
+  fsId?: string;
+}
+
+/** The space of the cluster's live storage servers: a file system several of them share counts once. */
+export interface SpaceTotals {
+  capacity: number;
+  free: number;
+  used: number;
 }
 
 /**
@@ -33,7 +42,7 @@ export class StorageRegistry {
     const previous = this.byId.get(report.id);
     const state: StorageState = {
       id: report.id, addr, capacity: report.capacity, free: report.free, used: report.used, blocks: report.blocks,
-      lastHeartbeat: now, alive: true, lastSeen: now, state: previous?.state ?? 'normal',
+      lastHeartbeat: now, alive: true, lastSeen: now, state: previous?.state ?? 'normal', fsId: report.fsId,
     };
     this.byId.set(report.id, state);
     this.db.prepare(`INSERT INTO storages (id, addr, capacity, free, used, blocks, last_heartbeat) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -111,6 +120,7 @@ export class StorageRegistry {
     s.free = report.free;
     s.used = report.used;
     s.blocks = report.blocks;
+    s.fsId = report.fsId;
     s.lastSeen = s.lastHeartbeat = Date.now();
     if (!s.alive) {
       s.alive = true;
@@ -123,8 +133,33 @@ export class StorageRegistry {
   }
 
   private info(s: StorageState): StorageInfo {
-    const { lastSeen: _lastSeen, ...rest } = s;
+    const { lastSeen: _lastSeen, fsId: _fsId, ...rest } = s;
     return { ...rest, alive: this.isAlive(s) };
+  }
+
+  /**
+   * Capacity, free and used bytes of the live storage servers. Servers of one host on one file system
+   * (`sdfs up`, or several data dirs on one disk) report the same capacity and free space: counted
+   * once, not once per server. Used bytes (their blocks) are each server's own.
+   */
+  liveTotals(): SpaceTotals {
+    const disks = new Map<string, { capacity: number; free: number }>();
+    let used = 0;
+    for (const s of this.byId.values()) {
+      if (!this.isAlive(s)) continue;
+      used += s.used;
+      const key = s.fsId === undefined ? `server ${s.id}` : `${hostOf(s.addr)} ${s.fsId}`;
+      const seen = disks.get(key);
+      // The same file system, measured at slightly different moments: its latest (lowest) free space.
+      disks.set(key, seen ? { capacity: Math.max(seen.capacity, s.capacity), free: Math.min(seen.free, s.free) } : { capacity: s.capacity, free: s.free });
+    }
+    let capacity = 0;
+    let free = 0;
+    for (const d of disks.values()) {
+      capacity += d.capacity;
+      free += d.free;
+    }
+    return { capacity, free, used };
   }
 
   all(): StorageInfo[] {
@@ -161,4 +196,10 @@ export class StorageRegistry {
       if (s) s.free = Math.max(0, s.free - bytes);
     }
   }
+}
+
+/** The host of a storage server's address (`host:port`, `[v6]:port`, or `https://` and either). */
+function hostOf(addr: string): string {
+  const hostPort = addr.replace(/^https:\/\//, '');
+  return hostPort.slice(0, hostPort.lastIndexOf(':'));
 }

@@ -299,6 +299,11 @@ export const StorageReport = Type.Object({
   blocks: Type.Integer({ minimum: 0 }),
   /** It serves HTTPS. */
   tls: Type.Optional(Type.Boolean()),
+  /**
+   * The file system its data dir is on, as its host numbers them (the device id): storage servers of
+   * one host that report the same one share its space, and the cluster's totals count it once.
+   */
+  fsId: Type.Optional(Type.String({ pattern: '^[0-9a-z]{1,32}$' })),
 });
 export type StorageReport = Static<typeof StorageReport>;
 

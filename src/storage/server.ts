@@ -24,6 +24,8 @@ export interface RunningStorageServer {
 export async function startStorageServer(config: StorageConfig): Promise<RunningStorageServer> {
   await fs.mkdir(config.dataDir, { recursive: true });
   const id = await loadIdentity(config.dataDir);
+  // Which file system the blocks are on: servers of one host sharing one are counted once in the cluster's space.
+  const fsId = (await fs.stat(config.dataDir)).dev.toString(36);
   const store = new BlockStore(config.dataDir);
   await store.open();
   const keys = deriveKeys(config.secret);
@@ -43,7 +45,7 @@ export async function startStorageServer(config: StorageConfig): Promise<Running
 
   async function report(): Promise<StorageReport> {
     const { capacity, free } = await store.space();
-    return { id, host: config.advertiseHost, port, capacity, free, used: store.used, blocks: store.blockCount, tls: config.tls !== undefined };
+    return { id, host: config.advertiseHost, port, capacity, free, used: store.used, blocks: store.blockCount, tls: config.tls !== undefined, fsId };
   }
 
   // The name server: the one given, or else the first one of the cluster heard on the LAN.
