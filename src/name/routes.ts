@@ -7,6 +7,7 @@ import {
 } from '../protocol/messages.js';
 import { resolvePath } from '../protocol/paths.js';
 import { connectionAddress } from '../protocol/auth.js';
+import { plainHost } from '../protocol/http.js';
 import { ACCESS } from './access.js';
 import type { NameConfig } from './config.js';
 import type { Namespace } from './namespace.js';
@@ -174,5 +175,5 @@ export function registerApiRoutes(app: FastifyInstance, s: NameServices): void {
 function remoteHost(req: FastifyRequest): string {
   const ip = req.socket.remoteAddress;
   if (!ip) throw new SdfsError('EINVAL', 'cannot tell the storage server address');
-  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+  return plainHost(ip);
 }

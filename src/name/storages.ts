@@ -1,4 +1,5 @@
 import { SdfsError } from '../protocol/errors.js';
+import { addrToUrl } from '../protocol/http.js';
 import type { StorageInfo, StorageRef, StorageReport } from '../protocol/messages.js';
 import type { Db } from './db.js';
 
@@ -148,7 +149,7 @@ export class StorageRegistry {
     for (const s of this.byId.values()) {
       if (!this.isAlive(s)) continue;
       used += s.used;
-      const key = s.fsId === undefined ? `server ${s.id}` : `${hostOf(s.addr)} ${s.fsId}`;
+      const key = s.fsId === undefined ? `server ${s.id}` : `${new URL(addrToUrl(s.addr)).hostname} ${s.fsId}`;
       const seen = disks.get(key);
       // The same file system, measured at slightly different moments: its latest (lowest) free space.
       disks.set(key, seen ? { capacity: Math.max(seen.capacity, s.capacity), free: Math.min(seen.free, s.free) } : { capacity: s.capacity, free: s.free });
@@ -196,10 +197,4 @@ export class StorageRegistry {
       if (s) s.free = Math.max(0, s.free - bytes);
     }
   }
-}
-
-/** The host of a storage server's address (`host:port`, `[v6]:port`, or `https://` and either). */
-function hostOf(addr: string): string {
-  const hostPort = addr.replace(/^https:\/\//, '');
-  return hostPort.slice(0, hostPort.lastIndexOf(':'));
 }

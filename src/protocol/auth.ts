@@ -1,6 +1,7 @@
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import type { Dispatcher } from 'undici';
 import { SdfsError } from './errors.js';
+import { plainHost } from './http.js';
 
 /**
  * Everything the cluster secret signs. Each use has its own key derived from the secret (HKDF), so
@@ -33,6 +34,9 @@ export function deriveKeys(secret: string): ClusterKeys {
 
 /** How far a signed request's time may be from the receiver's clock (clocks of a LAN's machines drift). */
 const REQUEST_SKEW_S = 300;
+
+/** 32 bytes in base64url: a MAC (HMAC-SHA-256), or a nonce. */
+const BASE64URL_32 = /^[A-Za-z0-9_-]{43}$/;
 
 function mac(key: Buffer, text: string): string {
   return createHmac('sha256', key).update(text).digest('base64url');
@@ -88,13 +92,11 @@ export function signAnnouncement(keys: ClusterKeys, fields: string, ts: number):
 
 /** Whether a LAN announcement's signature is the cluster's, and recent. */
 export function verifyAnnouncement(keys: ClusterKeys, fields: string, ts: unknown, sig: unknown, nowMs = Date.now()): boolean {
-  if (typeof ts !== 'number' || !Number.isSafeInteger(ts) || typeof sig !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(sig)) return false;
+  if (typeof ts !== 'number' || !Number.isSafeInteger(ts) || typeof sig !== 'string' || !BASE64URL_32.test(sig)) return false;
   if (Math.abs(nowMs / 1000 - ts) > ANNOUNCEMENT_SKEW_S) return false;
   return sameMac(sig, mac(keys.announcement, `${fields}\n${ts}`));
 }
 
-/** A nonce for proveNameServer: 32 random bytes, base64url. */
-export const NONCE_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
 /**
  * The name server's answer to a storage server's nonce, asked at `address` (`host:port`, the name
@@ -105,19 +107,18 @@ export const NONCE_PATTERN = /^[A-Za-z0-9_-]{43}$/;
  * the real name server gets a proof for the real one's address, not its own).
  */
 export function proveNameServer(keys: ClusterKeys, nonce: string, address: string): string {
-  if (!NONCE_PATTERN.test(nonce)) throw new SdfsError('EINVAL', 'a nonce is 43 base64url characters');
+  if (!BASE64URL_32.test(nonce)) throw new SdfsError('EINVAL', 'a nonce is 43 base64url characters');
   return mac(keys.nameProof, `${nonce}\n${address}`);
 }
 
 /** Whether `proof` is the cluster's answer to `nonce` asked at `address` (see proveNameServer). */
 export function checkNameServerProof(keys: ClusterKeys, nonce: string, address: string, proof: unknown): boolean {
-  return typeof proof === 'string' && NONCE_PATTERN.test(proof) && sameMac(proof, mac(keys.nameProof, `${nonce}\n${address}`));
+  return typeof proof === 'string' && BASE64URL_32.test(proof) && sameMac(proof, mac(keys.nameProof, `${nonce}\n${address}`));
 }
 
-/** `host:port` as both ends of a connection name it: an IPv4-mapped IPv6 address as IPv4, IPv6 without brackets, lower case. */
+/** `host:port` of one end of a connection, as both ends name it (see plainHost). */
 export function connectionAddress(host: string, port: number | string): string {
-  const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
-  return `${bare.startsWith('::ffff:') && bare.includes('.') ? bare.slice(7) : bare}:${port}`;
+  return `${plainHost(host)}:${port}`;
 }
 
 /** A web session: the role an access key gave, until a time, signed so that the cookie cannot be forged. */

@@ -129,6 +129,15 @@ export function parseJson<T>(statusCode: number, text: string): T {
   return parsed as T;
 }
 
+/**
+ * A host as sockets and URLs name it, in one form: an IPv4-mapped IPv6 address (`::ffff:10.0.0.1`, as
+ * a dual-stack socket reports an IPv4 peer) as IPv4, IPv6 without brackets, lower case.
+ */
+export function plainHost(host: string): string {
+  const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  return bare.startsWith('::ffff:') && bare.includes('.') ? bare.slice(7) : bare;
+}
+
 /** A storage server's address as a URL base: `host:port` is HTTP, `https://host:port` HTTPS; IPv6 hosts arrive already bracketed. */
 export function addrToUrl(addr: string): string {
   return addr.startsWith('https://') ? addr : `http://${addr}`;

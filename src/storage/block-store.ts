@@ -156,9 +156,9 @@ export class BlockStore {
   /**
    * Bytes [start, end) of a block's data (its metadata from readMeta, which callers need first to
    * check the range): in one buffer if small, else as a stream read in large chunks. `fromDisk`: the
-   * scrubber's read of a block no one used lately. A buffer of more than SYNC_READ_MAX bytes is lent from a pool:
-   * `release` gives it back once nothing will read it again (an answer's 'finish'); a buffer never
-   * released is simply garbage.
+   * scrubber's read of a block no one used lately. A buffer of more than SYNC_READ_MAX bytes is lent
+   * from a pool: `release` gives it back once nothing will read it again (an answer's 'finish'); a
+   * buffer never released is simply garbage.
    */
   async read(meta: BlockMeta, start: number, end: number, fromDisk = false): Promise<{ data: Buffer | ReadStream; release?: () => void }> {
     const { id } = meta;

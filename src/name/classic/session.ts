@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import type { ApiCaller } from '../../protocol/api-caller.js';
 import { SdfsError, toSdfsError } from '../../protocol/errors.js';
+import { plainHost } from '../../protocol/http.js';
 import { COMMANDS, type CommandSession } from './commands.js';
 import type { ClassicConfig } from './config.js';
 import { classicRead, classicWrite, type TransferSession } from './data.js';
@@ -39,7 +40,7 @@ export class ClassicSession implements CommandSession, TransferSession {
   constructor(private readonly socket: Socket, head: Buffer, private readonly services: ClassicServices) {
     this.reader = new SocketReader(socket, head);
     const remote = socket.remoteAddress ?? '';
-    this.clientHost = remote.startsWith('::ffff:') ? remote.slice(7) : remote;
+    this.clientHost = plainHost(remote);
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
     socket.on('close', () => this.controller.abort());
