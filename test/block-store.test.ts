@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm, writeFile, open } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readlink, rm, writeFile, open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { newId } from '../src/protocol/blocks.js';
 import { BlockStore } from '../src/storage/block-store.js';
-import { sha256, sha256Of } from './helpers/data.js';
+import { sha256 } from './helpers/data.js';
 
 describe('block store on disk', () => {
   let dir: string;
@@ -31,12 +32,74 @@ describe('block store on disk', () => {
     const small = await reopened.read(await reopened.readMeta(id), 990, 1010);
     assert.ok(Buffer.isBuffer(small.data));
     assert.deepEqual(small.data, data.subarray(990, 1010));
-    // A large range comes as a stream.
+    // A large range comes in lent units of 1 MiB, each copied here before it is given back.
     const large = await reopened.read(await reopened.readMeta(id), 5, data.length);
-    const back = await sha256Of(large.data as AsyncIterable<Uint8Array>);
-    assert.equal(back.sha256, sha256(data.subarray(5)));
+    assert.ok(large.range);
+    const units: Buffer[] = [];
+    for await (const unit of large.range.units()) {
+      units.push(Buffer.from(unit.data));
+      unit.release();
+    }
+    assert.deepEqual(units.map((u) => u.length), [1024 * 1024, 1024 * 1024, 1024 * 1024]);
+    assert.equal(sha256(Buffer.concat(units)), sha256(data.subarray(5)));
     assert.deepEqual(await reopened.readMeta(id), meta);
     await assert.rejects(reopened.createWriter(id, 100), { code: 'EEXIST' });
+    await store.close();
+    await reopened.close();
+  });
+
+  it('a range read stopped early, or failing, gives its buffers back and closes its file', async () => {
+    const root = join(dir, 'e');
+    const store = new BlockStore(root);
+    await store.open();
+    const id = newId();
+    const data = randomBytes(6 * 1024 * 1024 + 3);
+    const w = await store.createWriter(id, 64 * 1024 * 1024);
+    await w.write(data);
+    const meta = await w.commit();
+    // This process's descriptors of the block's file.
+    const file = join(root, 'blocks', id.slice(0, 2), id);
+    const openFds = async (): Promise<number> => {
+      const targets = await Promise.all((await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
+      return targets.filter((t) => t === file).length;
+    };
+    const before = await openFds();
+    assert.equal(before, 0);
+    // Stopped after the first unit, with more read ahead: their buffers go back to the pool.
+    const first = await store.read(meta, 0, meta.size);
+    for await (const unit of first.range!.units()) {
+      assert.deepEqual(unit.data, data.subarray(0, unit.data.length));
+      unit.release();
+      break;
+    }
+    assert.equal(await openFds(), before, 'the block file was left open');
+    // Never iterated: closed by close().
+    const unused = await store.read(meta, 0, meta.size);
+    await unused.range!.close();
+    assert.equal(await openFds(), before);
+    // Read many times over, with buffers given back and taken again: every unit holds its own bytes.
+    for (let round = 0; round < 3; round++) {
+      const units: Buffer[] = [];
+      const lent: Array<() => void> = [];
+      for await (const unit of (await store.read(meta, 1, meta.size)).range!.units()) {
+        units.push(Buffer.from(unit.data));
+        // Given back one unit late, as a socket's write callback would.
+        lent.shift()?.();
+        lent.push(unit.release);
+      }
+      lent.forEach((release) => release());
+      assert.equal(sha256(Buffer.concat(units)), sha256(data.subarray(1)));
+    }
+    // A block file shorter than its metadata says: the read fails, and the file is closed.
+    const fh = await open(file, 'r+');
+    await fh.truncate(3 * 1024 * 1024);
+    await fh.close();
+    const short = await store.read(meta, 0, meta.size);
+    await assert.rejects((async () => {
+      for await (const unit of short.range!.units()) unit.release();
+    })(), { code: 'ECHECKSUM' });
+    assert.equal(await openFds(), before);
+    await store.close();
   });
 
   it('refuses blocks over the size limit and leaves no file behind', async () => {
@@ -67,6 +130,8 @@ describe('block store on disk', () => {
     await again.open();
     assert.deepEqual(await readdir(join(root, 'tmp')), []);
     await assert.rejects(again.readMeta(id), { code: 'ECHECKSUM' });
+    await store.close();
+    await again.close();
   });
 
   it('refuses ids that are not block ids before touching the disk', async () => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { readdir, readlink } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { SdfsError } from '../src/protocol/errors.js';
 import { Cluster } from './helpers/cluster.js';
@@ -98,6 +99,46 @@ describe('round trip through a 3-server cluster', () => {
       for await (const c of await client.createReadStream('/ranges', { start, end })) chunks.push(c as Buffer);
       assert.deepEqual(Buffer.concat(chunks), data.subarray(start, end), `range ${start}-${end}`);
     }
+  });
+
+  it('concurrent readers of large blocks of one copy each get their own bytes, and stopped reads leave no block file open', async () => {
+    const client = cluster.client();
+    // One copy: a byte served wrong would fail its checksum with no other replica to fall back on.
+    const files = Array.from({ length: 4 }, (_, i) => ({ path: `/large-${i}`, data: randomBytes(12 * 1024 * 1024 + i * 4099) }));
+    for (const f of files) await client.writeFile(f.path, f.data, { replication: 1, blockSize: 4 * 1024 * 1024 });
+    // Each read twice at once, one of the two at a crawl (its answers wait on a full socket).
+    await Promise.all(files.flatMap((f, i) => [0, 1].map(async (slow) => {
+      const chunks: Buffer[] = [];
+      for await (const c of await client.createReadStream(f.path, { start: i * 1000 })) {
+        chunks.push(c as Buffer);
+        if (slow) await new Promise((r) => setTimeout(r, 1));
+      }
+      assert.equal(sha256(Buffer.concat(chunks)), sha256(f.data.subarray(i * 1000)), `${f.path}${slow ? ', slowly' : ''}`);
+    })));
+    // Reads stopped after their first bytes: the storage servers close the block files they had open.
+    for (const f of files) {
+      for await (const c of await client.createReadStream(f.path)) {
+        assert.ok((c as Buffer).length > 0);
+        break;
+      }
+    }
+    const blockFilesOpen = async (): Promise<string[]> => {
+      const open: string[] = [];
+      for (const s of cluster.storages) {
+        const dir = `/proc/${s.child.pid}/fd`;
+        for (const fd of await readdir(dir)) {
+          const target = await readlink(`${dir}/${fd}`).catch(() => '');
+          if (target.includes('/blocks/') && !target.endsWith('/blocks') && !/\/blocks\/[0-9a-f]{2}$/.test(target)) open.push(target);
+        }
+      }
+      return open;
+    };
+    let open = await blockFilesOpen();
+    for (let i = 0; i < 50 && open.length > 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      open = await blockFilesOpen();
+    }
+    assert.deepEqual(open, []);
   });
 
   it('replication and block size can be set per file, capped by the live servers', async () => {

@@ -1,10 +1,12 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { closeSync, createReadStream, openSync, read as readCallback, readSync, type ReadStream } from 'node:fs';
+import { closeSync, openSync, read as readCallback, readSync } from 'node:fs';
 import { promisify } from 'node:util';
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
 import { CHUNK_SIZE, ChunkCrcs, validateId } from '../protocol/blocks.js';
 import { SdfsError, toSdfsError } from '../protocol/errors.js';
+import { BufferPool } from './buffer-pool.js';
+import { RangeReader } from './range-reader.js';
 
 /**
  * Block files on local disk. A block lives in `blocks/<first two hex digits>/<id>` as one file:
@@ -25,6 +27,9 @@ export interface BlockMeta {
   created: number;
 }
 
+/** A read's bytes: in one buffer (`release` gives it back to the pool it was lent from), or a range to iterate. */
+export type BlockData = { data: Buffer; release?: () => void; range?: undefined } | { range: RangeReader; data?: undefined };
+
 const MAGIC = Buffer.from('SDB1');
 /** Block metadata kept in memory, so that a read costs no extra disk access; oldest dropped first. */
 const META_CACHE_ENTRIES = 65_536;
@@ -37,11 +42,13 @@ const FOOTER_BYTES = 8;
  * cost 0.03-0.05 ms of CPU per 4 KiB read here. A cold read stalls the loop for one disk access.
  */
 const SYNC_READ_MAX = 64 * 1024;
-/**
- * How many read buffers of IO_UNIT bytes a store keeps for reuse. A new 1 MiB buffer for every read
- * counts as external memory to V8, which answers a steady flow of it with full mark-compacts.
- */
+/** How many read buffers of IO_UNIT bytes a store keeps for reuse (see BufferPool). */
 const READ_BUFFERS = 16;
+/**
+ * Reads in flight for a range of more than IO_UNIT bytes (4 MiB, as HDFS's data node reads ahead):
+ * the disk works on the next units of a cold read while one goes to the socket.
+ */
+const READ_AHEAD = 4;
 const MAX_TRAILER_BYTES = 64 * 1024;
 const readAt = promisify(readCallback);
 
@@ -52,7 +59,7 @@ export class BlockStore {
   private readonly writing = new Set<string>();
   private readonly metaCache = new Map<string, BlockMeta>();
   /** Buffers of IO_UNIT bytes lent to reads (see read). */
-  private readonly readBuffers: Buffer[] = [];
+  private readonly readBuffers = new BufferPool(IO_UNIT, READ_BUFFERS);
   /** Open handles of the 256 block directories, to fsync a directory without opening it each time. */
   private readonly dirHandles = new Map<string, fs.FileHandle>();
   private usedBytes = 0;
@@ -155,20 +162,20 @@ export class BlockStore {
 
   /**
    * Bytes [start, end) of a block's data (its metadata from readMeta, which callers need first to
-   * check the range): in one buffer if small, else as a stream read in large chunks. `fromDisk`: the
-   * scrubber's read of a block no one used lately. A buffer of more than SYNC_READ_MAX bytes is lent
-   * from a pool: `release` gives it back once nothing will read it again (an answer's 'finish'); a
-   * buffer never released is simply garbage.
+   * check the range): up to IO_UNIT bytes in one buffer, more as a RangeReader of IO_UNIT buffers.
+   * `fromDisk`: the scrubber's read of a block no one used lately. Buffers of more than SYNC_READ_MAX
+   * bytes are lent from a pool: `release` gives one back once nothing will read it again.
    */
-  async read(meta: BlockMeta, start: number, end: number, fromDisk = false): Promise<{ data: Buffer | ReadStream; release?: () => void }> {
+  async read(meta: BlockMeta, start: number, end: number, fromDisk = false): Promise<BlockData> {
     const { id } = meta;
     if (start < 0 || end > meta.size || start > end) throw new SdfsError('EINVAL', 'range outside the block');
     const length = end - start;
-    if (length > IO_UNIT) return { data: createReadStream(this.pathOf(id), { start, end: end - 1, highWaterMark: IO_UNIT }) };
+    // The scrubber reads at its own slow pace: no read-ahead.
+    if (length > IO_UNIT) return { range: await RangeReader.open(this.pathOf(id), start, end, this.readBuffers, fromDisk ? 1 : READ_AHEAD) };
     if (length === 0) return { data: Buffer.alloc(0) };
-    const lent = length > SYNC_READ_MAX ? this.readBuffers.pop() ?? Buffer.allocUnsafeSlow(IO_UNIT) : undefined;
-    const data = lent ? lent.subarray(0, length) : Buffer.allocUnsafe(length);
-    const release = lent ? () => { if (this.readBuffers.length < READ_BUFFERS) this.readBuffers.push(lent); } : undefined;
+    const lent = length > SYNC_READ_MAX ? this.readBuffers.lend(length) : undefined;
+    const data = lent ? lent.data : Buffer.allocUnsafe(length);
+    const release = lent?.release;
     // Opened and closed on the event loop (a lookup in the directory cache, and a close of a file not
     // written); a larger read, which may wait on the disk longer, goes to the thread pool. Every
     // hand-over to the pool wakes a pool thread and then the event loop, on two busy cores dearer

@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
 import { AUTH_HEADERS, checkBlockToken, verifyRequest, type BlockOp, type ClusterKeys } from '../protocol/auth.js';
@@ -8,6 +9,7 @@ import { readBlock } from '../protocol/file-read-stream.js';
 import { parseRange } from '../protocol/range.js';
 import { BLOCK_HEADERS, FetchBlockRequest, type PutBlockResponse } from '../protocol/messages.js';
 import type { BlockStore, BlockWriter } from './block-store.js';
+import type { RangeReader } from './range-reader.js';
 import { BlockSender } from '../protocol/block-sender.js';
 
 declare module 'fastify' {
@@ -113,23 +115,31 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
     const id = validateId(req.params.id);
     const meta = await store.readMeta(id);
     const range = parseRange(header(req, 'range'), meta.size);
-    const { data, release } = await store.read(meta, range.start, range.end);
-    // The buffer is lent: back to the store once the answer is handed to the socket, not if it is cut short.
-    if (release) reply.raw.once('finish', release);
+    const read = await store.read(meta, range.start, range.end);
     const firstChunk = Math.floor(range.start / meta.chunkSize);
     const lastChunk = range.end === range.start ? firstChunk : Math.ceil(range.end / meta.chunkSize);
-    void reply
-      .code(range.partial ? 206 : 200)
-      .header('content-type', 'application/octet-stream')
-      .header('content-length', String(range.end - range.start))
-      .header('accept-ranges', 'bytes')
-      .header(BLOCK_HEADERS.blockSize, String(meta.size))
-      .header(BLOCK_HEADERS.sha256, meta.sha256)
-      .header(BLOCK_HEADERS.chunkSize, String(meta.chunkSize))
-      .header(BLOCK_HEADERS.firstChunk, String(firstChunk))
-      .header(BLOCK_HEADERS.crcs, meta.crcs.slice(firstChunk, lastChunk).map((c) => c.toString(16)).join(','));
-    if (range.partial) void reply.header('content-range', `bytes ${range.start}-${range.end - 1}/${meta.size}`);
-    return reply.send(data);
+    const status = range.partial ? 206 : 200;
+    const headers: Record<string, string> = {
+      'content-type': 'application/octet-stream',
+      'content-length': String(range.end - range.start),
+      'accept-ranges': 'bytes',
+      [BLOCK_HEADERS.blockSize]: String(meta.size),
+      [BLOCK_HEADERS.sha256]: meta.sha256,
+      [BLOCK_HEADERS.chunkSize]: String(meta.chunkSize),
+      [BLOCK_HEADERS.firstChunk]: String(firstChunk),
+      [BLOCK_HEADERS.crcs]: meta.crcs.slice(firstChunk, lastChunk).map((c) => c.toString(16)).join(','),
+    };
+    if (range.partial) headers['content-range'] = `bytes ${range.start}-${range.end - 1}/${meta.size}`;
+    if (read.range) {
+      // Written unit by unit by this handler, not by fastify: each lent buffer goes back to the pool
+      // only when the socket's write of it is done.
+      reply.hijack();
+      await sendUnits(reply.raw, status, headers, read.range);
+      return;
+    }
+    // The buffer is lent: back to the store once the answer is handed to the socket, not if it is cut short.
+    if (read.release) reply.raw.once('finish', read.release);
+    return reply.code(status).headers(headers).send(read.data);
   });
 
   // Re-replication: the name server asks this server to pull a block from another that holds it.
@@ -165,6 +175,41 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
   app.post('/v1/wipe', CLUSTER_ONLY, async () => {
     await deps.onWipe();
     return { ok: true };
+  });
+}
+
+/**
+ * Answers with a range's units, each buffer given back in its write's callback (once the socket has
+ * it), waiting for 'drain' when the socket is full. An error after the status line was sent can only
+ * cut the answer short: the reader sees fewer bytes than the content-length, or a checksum mismatch,
+ * and reads the rest from another replica.
+ */
+async function sendUnits(res: ServerResponse, status: number, headers: Record<string, string>, range: RangeReader): Promise<void> {
+  res.writeHead(status, headers);
+  try {
+    for await (const unit of range.units()) {
+      if (res.destroyed) {
+        unit.release();
+        return;
+      }
+      if (!res.write(unit.data, unit.release)) await drained(res);
+    }
+    res.end();
+  } catch {
+    res.destroy();
+  }
+}
+
+/** Resolves when a full response may be written again, or is closed. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
   });
 }
 

@@ -53,20 +53,21 @@ export class Scrubber {
     let reason: string | undefined;
     try {
       const meta = await this.store.readMeta(id, true);
-      const { data, release } = await this.store.read(meta, 0, meta.size, true);
+      const read = await this.store.read(meta, 0, meta.size, true);
+      const units = read.range ? read.range.units() : [{ data: read.data, release: read.release }];
       const crcs = new ChunkCrcs(meta.chunkSize);
       const hash = createHash('sha256');
       const started = Date.now();
       let bytes = 0;
-      for await (const chunk of (Buffer.isBuffer(data) ? [data] : data) as AsyncIterable<Buffer>) {
+      for await (const { data: chunk, release } of units) {
         crcs.update(chunk);
         hash.update(chunk);
         bytes += chunk.length;
+        release?.();
         // Rate limit: never ahead of bytesPerSecond since this block started.
         const ahead = bytes / this.bytesPerSecond * 1000 - (Date.now() - started);
         if (ahead > 0) await sleep(ahead, undefined, { signal: this.abort.signal });
       }
-      release?.();
       const got = crcs.finish();
       if (bytes !== meta.size || got.length !== meta.crcs.length || got.some((c, i) => c !== meta.crcs[i])) reason = 'chunk checksum mismatch';
       else if (hash.digest('hex') !== meta.sha256) reason = 'SHA-256 mismatch';
