@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readlink } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
+import { request } from 'undici';
+import { AUTH_HEADERS } from '../src/protocol/auth.js';
 import { SdfsError } from '../src/protocol/errors.js';
 import { Cluster } from './helpers/cluster.js';
 import { randomStream, sha256, sha256Of } from './helpers/data.js';
@@ -115,6 +117,21 @@ describe('round trip through a 3-server cluster', () => {
       }
       assert.equal(sha256(Buffer.concat(chunks)), sha256(f.data.subarray(i * 1000)), `${f.path}${slow ? ', slowly' : ''}`);
     })));
+    // The block route itself, with a read token: a range of several units, HEAD (headers, no bytes),
+    // then the whole block on the same connection.
+    const first = (await client.blocks(files[0]!.path)).blocks[0]!;
+    const blockUrl = `http://${first.replicas[0]!.addr}/v1/blocks/${first.id}`;
+    const token = { [AUTH_HEADERS.blockToken]: cluster.blockToken(first.id, 'read', 60_000) };
+    const part = await request(blockUrl, { headers: { ...token, range: 'bytes=1048570-3145739' } });
+    assert.equal(part.statusCode, 206);
+    assert.equal(part.headers['content-range'], `bytes 1048570-3145739/${first.size}`);
+    assert.deepEqual(Buffer.from(await part.body.arrayBuffer()), files[0]!.data.subarray(1048570, 3145740));
+    const head = await request(blockUrl, { method: 'HEAD', headers: token });
+    assert.equal(head.statusCode, 200);
+    assert.equal(head.headers['content-length'], String(first.size));
+    assert.equal((await head.body.arrayBuffer()).byteLength, 0);
+    const whole = await request(blockUrl, { headers: token });
+    assert.deepEqual(Buffer.from(await whole.body.arrayBuffer()), files[0]!.data.subarray(0, first.size));
     // Reads stopped after their first bytes: the storage servers close the block files they had open.
     for (const f of files) {
       for await (const c of await client.createReadStream(f.path)) {

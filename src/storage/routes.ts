@@ -134,6 +134,11 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
       // Written unit by unit by this handler, not by fastify: each lent buffer goes back to the pool
       // only when the socket's write of it is done.
       reply.hijack();
+      if (req.method === 'HEAD') {
+        await read.range.close();
+        reply.raw.writeHead(status, headers).end();
+        return;
+      }
       await sendUnits(reply.raw, status, headers, read.range);
       return;
     }
