@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
 import { AUTH_HEADERS, checkBlockToken, verifyRequest, type BlockOp, type ClusterKeys } from '../protocol/auth.js';
 import { parsePipeline, sameCrcs, SHA256_BYTES, SHA256_TRAILER, TrailerSplitter, validateId } from '../protocol/blocks.js';
+import { drained } from '../protocol/drained.js';
 import { eachChunk } from '../protocol/each-chunk.js';
 import { SdfsError, toSdfsError } from '../protocol/errors.js';
 import { readBlock } from '../protocol/file-read-stream.js';
@@ -203,19 +204,6 @@ async function sendUnits(res: ServerResponse, status: number, headers: Record<st
   } catch {
     res.destroy();
   }
-}
-
-/** Resolves when a full response may be written again, or is closed. */
-function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.once('drain', done);
-    res.once('close', done);
-  });
 }
 
 function header(req: FastifyRequest, name: string): string | undefined {

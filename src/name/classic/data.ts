@@ -3,6 +3,7 @@ import { addAbortSignal, type Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import type { Dispatcher } from 'undici';
 import type { ApiCaller } from '../../protocol/api-caller.js';
+import { drained } from '../../protocol/drained.js';
 import { SdfsError, toSdfsError } from '../../protocol/errors.js';
 import { createFileReadStream, type ReplicaFailure } from '../../protocol/file-read-stream.js';
 import { FileWriteStream } from '../../protocol/file-write-stream.js';
@@ -140,19 +141,6 @@ async function receive(data: Socket, out: Writable, size: number, silenceMs: num
     if (left === 0) return;
   }
   throw new SdfsError('ECANCELED', `the client closed the data connection after ${size - left} of ${size} bytes`);
-}
-
-function drained(w: Writable): Promise<void> {
-  return new Promise((resolve) => {
-    if (w.destroyed || !w.writableNeedDrain) return resolve();
-    const done = (): void => {
-      w.off('drain', done);
-      w.off('close', done);
-      resolve();
-    };
-    w.on('drain', done);
-    w.on('close', done);
-  });
 }
 
 /**
