@@ -161,6 +161,30 @@ describe('sdfs subcommands', () => {
     assert.equal(empty, '');
   });
 
+  it('cat and ls whose reader goes away stop quietly, as a tool killed by SIGPIPE (exit 141, nothing on stderr)', async () => {
+    await client.writeFile('/t-pipe.bin', randomBytes(8 * 1024 * 1024));
+    await client.mkdir('/t-pipe-dir');
+    // Enough entries that `ls --json` (about 400 KB) fills the pipe, or the socket pair a test spawns with, before it is done.
+    for (let i = 0; i < 2000; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => client.create(`/t-pipe-dir/a-rather-long-file-name-${i + j}`)));
+    const closedEarly = (args: string[]): Promise<{ code: number | null; stderr: string; got: number }> => new Promise((done, fail) => {
+      const child = spawn(process.execPath, [CLI, '--name-server', cluster.url, '--log-file', join(cluster.dataDir, 'client.log'), ...args],
+        { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      let got = 0;
+      child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+      // The reader takes the first bytes and closes its end, as `| head -c 10` does.
+      child.stdout.once('data', (d: Buffer) => { got = d.length; child.stdout.destroy(); });
+      child.on('error', fail);
+      child.on('close', (code) => done({ code, stderr, got }));
+    });
+    for (const args of [['cat', '/t-pipe.bin'], ['ls', '--json', '/t-pipe-dir']]) {
+      const r = await closedEarly(args);
+      assert.ok(r.got > 0, `sdfs ${args.join(' ')} wrote nothing`);
+      assert.equal(r.stderr, '', `sdfs ${args.join(' ')} wrote on stderr`);
+      assert.equal(r.code, 141, `sdfs ${args.join(' ')}`);
+    }
+  });
+
   it('ls: plain, -l and --json match the namespace', async () => {
     await client.mkdir('/t-ls/sub dir', { recursive: true });
     await client.mkdir('/t-ls/another');

@@ -405,7 +405,17 @@ program.command('forget')
       + (r.onlyCopies > 0 ? `; ${r.onlyCopies} block(s) had no other replica and are lost (sdfs fsck lists their files)` : ''));
   }));
 
+/** The exit status of a tool killed by SIGPIPE (128 + 13), as a shell reports the `cat` of `cat f | head`. */
+const EXIT_BROKEN_PIPE = 141;
+
 async function main(): Promise<void> {
+  // Node ignores SIGPIPE, so a reader of our output that went away (`sdfs cat f | head`) comes as an
+  // EPIPE error on stdout: stop at once and without a word, as a tool killed by SIGPIPE does.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(EXIT_BROKEN_PIPE);
+    process.stderr.write(`sdfs: standard output: ${err.message}\n`);
+    process.exit(toSdfsError(err).exitCode);
+  });
   try {
     await program.parseAsync(process.argv);
   } catch (err) {
