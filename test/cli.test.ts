@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,10 +59,10 @@ describe('sdfs subcommands', () => {
     return join(dir, name);
   }
 
-  /** `sdfs cat`, collecting stdout as bytes (the helper decodes it as text). */
-  function catBytes(path: string): Promise<{ code: number; stdout: Buffer }> {
+  /** `sdfs cat` (or another subcommand that writes a file out), collecting stdout as bytes (the helper decodes it as text). */
+  function catBytes(path: string, args = ['cat', path]): Promise<{ code: number; stdout: Buffer }> {
     return new Promise((done, fail) => {
-      const child = spawn(process.execPath, [CLI, '--name-server', cluster.url, '--log-file', join(cluster.dataDir, 'client.log'), 'cat', path],
+      const child = spawn(process.execPath, [CLI, '--name-server', cluster.url, '--log-file', join(cluster.dataDir, 'client.log'), ...args],
         { stdio: ['ignore', 'pipe', 'inherit'] });
       const chunks: Buffer[] = [];
       child.stdout.on('data', (d: Buffer) => chunks.push(d));
@@ -142,14 +143,15 @@ describe('sdfs subcommands', () => {
     assert.deepEqual(await names('/t-stdin'), ['empty', 'piped.bin']);
   });
 
-  it('cat writes the exact bytes to stdout', async () => {
+  it('cat, and get with - for the local file, write the exact bytes to stdout', async () => {
     const bin = randomBytes(2 * BLOCK + 333);
     await client.writeFile('/t-cat.bin', bin);
     const text = 'line one\nline two, ünïcödé 日本 🎉\n'.repeat(500);
     await client.writeFile('/t-cat.txt', text);
     await client.create('/t-cat-empty');
-    const [r, t, empty] = await Promise.all([
+    const [r, viaGet, t, empty] = await Promise.all([
       catBytes('/t-cat.bin'),
+      catBytes('/t-cat.bin', ['get', '/t-cat.bin', '-']),
       ok(['cat', '/t-cat.txt']),
       ok(['cat', '/t-cat-empty']),
       fails(['cat', '/t-cat-missing'], 2, /no such file or directory: \/t-cat-missing/),
@@ -157,6 +159,10 @@ describe('sdfs subcommands', () => {
     assert.equal(r.code, 0);
     assert.equal(r.stdout.length, bin.length);
     assert.ok(r.stdout.equals(bin), 'binary bytes are equal');
+    // `get FILE -` writes to stdout as cat does, and makes no local file named `-`.
+    assert.equal(viaGet.code, 0);
+    assert.ok(viaGet.stdout.equals(bin), 'get - writes the bytes to stdout');
+    assert.equal(existsSync(join(process.cwd(), '-')), false);
     assert.equal(t, text);
     assert.equal(empty, '');
   });

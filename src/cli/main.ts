@@ -18,7 +18,7 @@ import { STORAGE_DEFAULTS } from '../storage/config.js';
 import { formatDf, formatFsck, formatInfo, formatListing, formatStatus } from './format.js';
 import { OperationLog } from './oplog.js';
 import { runShell } from './shell.js';
-import { download, STDIN_NAME, upload } from './transfer.js';
+import { download, STDIO_NAME, upload } from './transfer.js';
 import { parseIntArg, parseSize } from './units.js';
 
 /**
@@ -272,25 +272,28 @@ program.command('put')
   .option('-r, --replication <n>', 'replicas per block', replicationOpt)
   .option('-b, --block-size <size>', 'block size', sizeOpt)
   .action(clientAction('put', async (client, local: string, remote: string | undefined, o: { force?: boolean; replication?: number; blockSize?: number }) => {
-    const st = await upload(client, local, remote ?? (local === STDIN_NAME ? undefined : `/${basename(local)}`), '/', {
+    const st = await upload(client, local, remote ?? (local === STDIO_NAME ? undefined : `/${basename(local)}`), '/', {
       overwrite: o.force, replication: o.replication, blockSize: o.blockSize, progress: true,
     });
     if (process.stderr.isTTY) process.stderr.write(`${st.path}: ${st.size} bytes in ${st.blocks} block(s)\n`);
   }));
 
 program.command('get')
-  .description('download a file (default: its name, in the current directory)')
+  .description('download a file (default: its name, in the current directory); `-` writes it to standard output')
   .argument('<remote>').argument('[local]')
   .action(clientAction('get', async (client, remote: string, local: string | undefined) => {
-    await download(client, remote, local, '/', { progress: true });
+    if (local === STDIO_NAME) await toStdout(client, remote);
+    else await download(client, remote, local, '/', { progress: true });
   }));
 
 program.command('cat')
   .description('write a file to standard output')
   .argument('<remote>')
-  .action(clientAction('cat', async (client, remote: string) => {
-    await pipeline(await client.createReadStream(resolvePath(remote)), process.stdout, { end: false });
-  }));
+  .action(clientAction('cat', toStdout));
+
+async function toStdout(client: SdfsClient, remote: string): Promise<void> {
+  await pipeline(await client.createReadStream(resolvePath(remote)), process.stdout, { end: false });
+}
 
 program.command('ls')
   .description('list a directory')

@@ -9,12 +9,12 @@ import { formatSize } from './units.js';
 
 /** Uploads and downloads with the target rules of cp: into a directory if the target is one. */
 
-/** The local name of standard input, for `put`. */
-export const STDIN_NAME = '-';
+/** `-` as the local file: standard input to `put`, standard output to `get`. */
+export const STDIO_NAME = '-';
 
 export async function upload(client: SdfsClient, local: string, remote: string | undefined, cwd: string,
   opts: { overwrite?: boolean; replication?: number; blockSize?: number; progress: boolean }): Promise<FileStat> {
-  if (local === STDIN_NAME) return uploadStdin(client, remote, cwd, opts);
+  if (local === STDIO_NAME) return uploadStdin(client, remote, cwd, opts);
   let target = resolvePath(remote ?? basename(local), cwd);
   const existing = await client.stat(target).catch(() => undefined);
   if (existing?.type === 'dir') target = joinPath(target, basename(local));
