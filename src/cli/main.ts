@@ -2,7 +2,6 @@
 import { Command, Option } from 'commander';
 import { isIPv4 } from 'node:net';
 import { readFileSync } from 'node:fs';
-import { basename } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { connect, type SdfsClient } from '../client/index.js';
 import { AccessKeys } from '../name/access-keys.js';
@@ -18,7 +17,7 @@ import { STORAGE_DEFAULTS } from '../storage/config.js';
 import { formatDf, formatFsck, formatInfo, formatListing, formatStatus } from './format.js';
 import { OperationLog } from './oplog.js';
 import { runShell } from './shell.js';
-import { download, STDIO_NAME, upload } from './transfer.js';
+import { describe, download, STDIO_NAME, upload } from './transfer.js';
 import { parseIntArg, parseSize } from './units.js';
 
 /**
@@ -266,20 +265,20 @@ program.command('shell', { isDefault: true })
   }));
 
 program.command('put')
-  .description('upload a local file (into REMOTE if it is a directory; default: / and the same name); `-` reads standard input into the file REMOTE')
+  .description('upload a local file or directory tree (into REMOTE if it is a directory; default: / and the same name); `-` reads standard input into the file REMOTE')
   .argument('<local>').argument('[remote]')
   .option('-f, --force', 'replace an existing file')
   .option('-r, --replication <n>', 'replicas per block', replicationOpt)
   .option('-b, --block-size <size>', 'block size', sizeOpt)
   .action(clientAction('put', async (client, local: string, remote: string | undefined, o: { force?: boolean; replication?: number; blockSize?: number }) => {
-    const st = await upload(client, local, remote ?? (local === STDIO_NAME ? undefined : `/${basename(local)}`), '/', {
+    const st = await upload(client, local, remote, '/', {
       overwrite: o.force, replication: o.replication, blockSize: o.blockSize, progress: true,
     });
-    if (process.stderr.isTTY) process.stderr.write(`${st.path}: ${st.size} bytes in ${st.blocks} block(s)\n`);
+    if (process.stderr.isTTY) process.stderr.write(`${st.path}: ${describe(st)} in ${st.blocks} block(s)\n`);
   }));
 
 program.command('get')
-  .description('download a file (default: its name, in the current directory); `-` writes it to standard output')
+  .description('download a file or directory tree (into LOCAL if it is a directory; default: its name, in the current directory); `-` writes a file to standard output')
   .argument('<remote>').argument('[local]')
   .action(clientAction('get', async (client, remote: string, local: string | undefined) => {
     if (local === STDIO_NAME) await toStdout(client, remote);

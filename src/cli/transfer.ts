@@ -12,19 +12,72 @@ import { formatSize } from './units.js';
 /** `-` as the local file: standard input to `put`, standard output to `get`. */
 export const STDIO_NAME = '-';
 
+type UploadOptions = { overwrite?: boolean; replication?: number; blockSize?: number; progress: boolean };
+
+/** What a transfer moved: one file, or the files of a directory tree (`files` counts them). */
+export interface Transferred {
+  /** The sdfs path written or read. */
+  path: string;
+  tree: boolean;
+  size: number;
+  blocks: number;
+  files: number;
+}
+
 export async function upload(client: SdfsClient, local: string, remote: string | undefined, cwd: string,
-  opts: { overwrite?: boolean; replication?: number; blockSize?: number; progress: boolean }): Promise<FileStat> {
-  if (local === STDIO_NAME) return uploadStdin(client, remote, cwd, opts);
-  let target = resolvePath(remote ?? basename(local), cwd);
+  opts: UploadOptions): Promise<Transferred> {
+  if (local === STDIO_NAME) return transferred(await uploadStdin(client, remote, cwd, opts));
+  // No target: into the current directory, under the local name.
+  let target = resolvePath(remote ?? '.', cwd);
   const existing = await client.stat(target).catch(() => undefined);
   if (existing?.type === 'dir') target = joinPath(target, basename(local));
-  const { size } = await fs.stat(local).catch((err) => { throw localError(err, local); });
+  const st = await fs.stat(local).catch((err) => { throw localError(err, local); });
+  return st.isDirectory() ? uploadTree(client, local, target, opts) : putFile(client, local, target, st.size, opts);
+}
+
+async function putFile(client: SdfsClient, local: string, target: string, size: number, opts: UploadOptions): Promise<Transferred> {
   const bar = progressBar(opts.progress, size, `put ${basename(local)}`);
   try {
-    return await client.put(local, target, { ...opts, onProgress: bar?.update });
+    return transferred(await client.put(local, target, { ...opts, onProgress: bar?.update }));
   } finally {
     bar?.stop();
   }
+}
+
+/**
+ * A local directory, uploaded as a tree: `target` is made (and its parents) unless it is there, and
+ * each entry goes into it under its own name, in name order. sdfs has only files and directories: a
+ * symbolic link or a special file is skipped, with a line on stderr. The first error stops it; what
+ * was uploaded before stays.
+ */
+async function uploadTree(client: SdfsClient, local: string, target: string, opts: UploadOptions): Promise<Transferred> {
+  await client.mkdir(target, { recursive: true });
+  const done: Transferred = { path: target, tree: true, size: 0, blocks: 0, files: 0 };
+  const entries = await fs.readdir(local, { withFileTypes: true }).catch((err) => { throw localError(err, local); });
+  for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    const from = join(local, entry.name);
+    const to = joinPath(target, entry.name);
+    if (!entry.isDirectory() && !entry.isFile()) {
+      process.stderr.write(`sdfs: skipped ${from}: not a regular file or directory\n`);
+      continue;
+    }
+    const one = entry.isDirectory()
+      ? await uploadTree(client, from, to, opts)
+      : await putFile(client, from, to, (await fs.stat(from)).size, opts);
+    done.size += one.size;
+    done.blocks += one.blocks;
+    done.files += one.files;
+  }
+  return done;
+}
+
+/** "N bytes" for one file; "F files, N bytes" for a tree. */
+export function describe(t: Transferred): string {
+  return t.tree ? `${t.files} file(s), ${t.size} bytes` : `${t.size} bytes`;
+}
+
+function transferred(st: FileStat): Transferred {
+  return { path: st.path, tree: false, size: st.size, blocks: st.blocks, files: 1 };
 }
 
 /** Standard input to a file named in full (it has no name to give a directory), streamed as it comes. */
@@ -38,19 +91,47 @@ async function uploadStdin(client: SdfsClient, remote: string | undefined, cwd: 
   return client.writeFile(target, process.stdin, { overwrite: opts.overwrite, replication: opts.replication, blockSize: opts.blockSize });
 }
 
+/** A file or a directory tree, to `local` (into it if it is a directory; default: the name, in the current directory). */
 export async function download(client: SdfsClient, remote: string, local: string | undefined, cwd: string,
-  opts: { progress: boolean }): Promise<{ stat: FileStat; local: string }> {
+  opts: { progress: boolean }): Promise<Transferred & { local: string }> {
   const source = resolvePath(remote, cwd);
   let target = local ?? baseName(source);
   if ((await fs.stat(target).catch(() => undefined))?.isDirectory()) target = join(target, baseName(source));
   const stat = await client.stat(source);
+  if (stat.type === 'dir') return { ...(await downloadTree(client, source, target)), local: target };
   const bar = progressBar(opts.progress, stat.size, `get ${stat.name}`);
   try {
     await client.get(source, target, { onProgress: bar?.update }).catch((err) => { throw localError(err, dirname(target)); });
   } finally {
     bar?.stop();
   }
-  return { stat, local: target };
+  return { ...transferred(stat), local: target };
+}
+
+/**
+ * An sdfs directory, downloaded as a tree into the local directory `target` (made, and its parents,
+ * unless it is there). Each file is written whole or not at all (`client.get`), and an existing local
+ * file of the same name is replaced. The first error stops it.
+ */
+async function downloadTree(client: SdfsClient, source: string, target: string): Promise<Transferred> {
+  await fs.mkdir(target, { recursive: true }).catch((err) => { throw localError(err, target); });
+  const done: Transferred = { path: source, tree: true, size: 0, blocks: 0, files: 0 };
+  for (const entry of await client.readdir(source)) {
+    const from = joinPath(source, entry.name);
+    const to = join(target, entry.name);
+    if (entry.type === 'dir') {
+      const sub = await downloadTree(client, from, to);
+      done.size += sub.size;
+      done.blocks += sub.blocks;
+      done.files += sub.files;
+    } else {
+      await client.get(from, to).catch((err) => { throw localError(err, target); });
+      done.size += entry.size;
+      done.blocks += entry.blocks;
+      done.files += 1;
+    }
+  }
+  return done;
 }
 
 /** A local file or directory that is missing is ENOENT, as a missing sdfs file is (exit code 2). */
