@@ -122,7 +122,7 @@ describe('sdfs subcommands', () => {
     assert.deepEqual(await names('/t-put'), ['file.bin', 'named.bin', 'r2.bin', 'replaced.bin']);
   });
 
-  it('put and get move directory trees: nested, empty and unicode entries; -f to replace; into an existing directory', async () => {
+  it('put -R and get -R move directory trees: nested, empty and unicode entries; -f to replace; into an existing directory', async () => {
     const tree = await mkdtemp(join(local, 'tree-'));
     const files: Record<string, Buffer> = {
       'top.bin': randomBytes(3 * BLOCK + 17),
@@ -137,31 +137,36 @@ describe('sdfs subcommands', () => {
     await mkdir(join(tree, 'empty-dir'));
     await symlink('top.bin', join(tree, 'a-link'));
     const name = basename(tree);
+    // Only when asked for: a directory given by mistake (`put .`) is refused.
+    await fails(['put', tree], 4, /is a directory: -R uploads a directory tree/);
+    assert.deepEqual((await names('/')).filter((n) => n === `${name}/`), []);
     // Into the root under its own name (no target); the link is skipped, with a line on stderr.
-    const first = await cluster.cli(['put', tree]);
+    const first = await cluster.cli(['put', '-R', tree]);
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stderr, /^sdfs: skipped .*a-link: not a regular file or directory\n$/);
     assert.deepEqual(await names(`/${name}`), ['empty-dir/', 'sub/', 'top.bin']);
     assert.deepEqual(await names(`/${name}/sub`), ['deeper/', 'empty-file', 'inner.txt']);
     for (const [rel, data] of Object.entries(files)) assert.equal(await remoteSha(`/${name}/${rel}`), sha256(data), rel);
     // Again: the files are there (EEXIST, exit 3) unless -f, which replaces them.
-    const again = await cluster.cli(['put', tree]);
+    const again = await cluster.cli(['put', '-R', tree]);
     assert.equal(again.code, 3, again.stderr);
     assert.match(again.stderr, /already exists: /);
     files['top.bin'] = randomBytes(1000);
     await writeFile(join(tree, 'top.bin'), files['top.bin']);
-    assert.equal((await cluster.cli(['put', '-f', tree])).code, 0);
+    assert.equal((await cluster.cli(['put', '-R', '-f', tree])).code, 0);
     assert.equal(await remoteSha(`/${name}/top.bin`), sha256(files['top.bin']));
     // To a new name, and into an existing directory (under its own name), as cp -r.
     await ok(['mkdir', '/t-trees']);
-    assert.equal((await cluster.cli(['put', tree, '/t-trees/renamed'])).code, 0);
-    assert.equal((await cluster.cli(['put', tree, '/t-trees'])).code, 0);
+    assert.equal((await cluster.cli(['put', '-R', tree, '/t-trees/renamed'])).code, 0);
+    assert.equal((await cluster.cli(['put', tree, '/t-trees', '--recursive'])).code, 0);
     assert.deepEqual((await names('/t-trees')).sort(), [`${name}/`, 'renamed/'].sort());
     assert.equal(await remoteSha('/t-trees/renamed/sub/deeper/日本 語.dat'), sha256(files['sub/deeper/日本 語.dat']!));
     // Back down: to a new local directory, then into it (under the tree's name); the bytes are the same.
     const down = await mkdtemp(join(local, 'down-'));
-    await ok(['get', '/t-trees/renamed', join(down, 'copy')]);
-    await ok(['get', '/t-trees/renamed', join(down, 'copy')]);
+    await fails(['get', '/t-trees/renamed', join(down, 'copy')], 4, /is a directory: -R downloads a directory tree/);
+    assert.deepEqual(await readdir(down), []);
+    await ok(['get', '-R', '/t-trees/renamed', join(down, 'copy')]);
+    await ok(['get', '-R', '/t-trees/renamed', join(down, 'copy')]);
     for (const base of [join(down, 'copy'), join(down, 'copy', 'renamed')]) {
       for (const [rel, data] of Object.entries(files)) assert.equal(sha256(await readFile(join(base, rel))), sha256(data), join(base, rel));
       assert.deepEqual(await readdir(join(base, 'empty-dir')), []);

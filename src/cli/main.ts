@@ -265,24 +265,27 @@ program.command('shell', { isDefault: true })
   }));
 
 program.command('put')
-  .description('upload a local file or directory tree (into REMOTE if it is a directory; default: / and the same name); `-` reads standard input into the file REMOTE')
+  .description('upload a local file, or a directory tree with -R (into REMOTE if it is a directory; default: / and the same name); `-` reads standard input into the file REMOTE')
   .argument('<local>').argument('[remote]')
   .option('-f, --force', 'replace an existing file')
   .option('-r, --replication <n>', 'replicas per block', replicationOpt)
   .option('-b, --block-size <size>', 'block size', sizeOpt)
-  .action(clientAction('put', async (client, local: string, remote: string | undefined, o: { force?: boolean; replication?: number; blockSize?: number }) => {
+  .option('-R, --recursive', 'upload a directory tree')
+  .action(clientAction('put', async (client, local: string, remote: string | undefined,
+    o: { force?: boolean; replication?: number; blockSize?: number; recursive?: boolean }) => {
     const st = await upload(client, local, remote, '/', {
-      overwrite: o.force, replication: o.replication, blockSize: o.blockSize, progress: true,
+      overwrite: o.force, replication: o.replication, blockSize: o.blockSize, progress: true, recursive: o.recursive,
     });
     if (process.stderr.isTTY) process.stderr.write(`${st.path}: ${describe(st)} in ${st.blocks} block(s)\n`);
   }));
 
 program.command('get')
-  .description('download a file or directory tree (into LOCAL if it is a directory; default: its name, in the current directory); `-` writes a file to standard output')
+  .description('download a file, or a directory tree with -R (into LOCAL if it is a directory; default: its name, in the current directory); `-` writes a file to standard output')
   .argument('<remote>').argument('[local]')
-  .action(clientAction('get', async (client, remote: string, local: string | undefined) => {
+  .option('-R, --recursive', 'download a directory tree')
+  .action(clientAction('get', async (client, remote: string, local: string | undefined, o: { recursive?: boolean }) => {
     if (local === STDIO_NAME) await toStdout(client, remote);
-    else await download(client, remote, local, '/', { progress: true });
+    else await download(client, remote, local, '/', { progress: true, recursive: o.recursive });
   }));
 
 program.command('cat')

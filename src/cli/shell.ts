@@ -52,14 +52,14 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   read: {
-    usage: 'read FILE [LOCAL]', help: 'download FILE, or a directory tree, to the local disk (default: its name, in the local directory)', min: 1, max: 2,
+    usage: 'read FILE [LOCAL]', help: 'download FILE to the local disk (default: its name, in the local directory)', min: 1, max: 2,
     async run(ctx, [f, local]) {
       const got = await download(ctx.client, f!, local, ctx.cwd, { progress: ctx.progress });
       ctx.print(`read ${got.path} -> ${got.local} (${describe(got)})`);
     },
   },
   write: {
-    usage: 'write [-f] LOCAL [FILE]', help: 'upload a local file or directory tree (default: same name, in the current directory); -f replaces', min: 1, max: 3,
+    usage: 'write [-f] LOCAL [FILE]', help: 'upload a local file (default: same name, in the current directory); -f replaces', min: 1, max: 3,
     accepts: (args) => (args[0] === '-f' ? args.length >= 2 : args.length <= 2),
     async run(ctx, args) {
       const overwrite = args[0] === '-f';

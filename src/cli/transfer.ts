@@ -4,15 +4,15 @@ import { basename, dirname, join } from 'node:path';
 import type { SdfsClient } from '../client/index.js';
 import { SdfsError } from '../protocol/errors.js';
 import type { FileStat } from '../protocol/messages.js';
-import { baseName, joinPath, resolvePath } from '../protocol/paths.js';
+import { baseName, joinPath, resolvePath, validateName } from '../protocol/paths.js';
 import { formatSize } from './units.js';
 
-/** Uploads and downloads with the target rules of cp: into a directory if the target is one. */
+// Uploads and downloads with the target rules of cp -r: into a directory if the target is one.
 
 /** `-` as the local file: standard input to `put`, standard output to `get`. */
 export const STDIO_NAME = '-';
 
-type UploadOptions = { overwrite?: boolean; replication?: number; blockSize?: number; progress: boolean };
+type UploadOptions = { overwrite?: boolean; replication?: number; blockSize?: number; progress: boolean; recursive?: boolean };
 
 /** What a transfer moved: one file, or the files of a directory tree (`files` counts them). */
 export interface Transferred {
@@ -32,7 +32,10 @@ export async function upload(client: SdfsClient, local: string, remote: string |
   const existing = await client.stat(target).catch(() => undefined);
   if (existing?.type === 'dir') target = joinPath(target, basename(local));
   const st = await fs.stat(local).catch((err) => { throw localError(err, local); });
-  return st.isDirectory() ? uploadTree(client, local, target, opts) : putFile(client, local, target, st.size, opts);
+  if (!st.isDirectory()) return putFile(client, local, target, st.size, opts);
+  // A tree only when asked for, as cp -r: `put .` or `put /` by mistake must not start copying a disk.
+  if (!opts.recursive) throw new SdfsError('EISDIR', `${local} is a directory: -R uploads a directory tree`);
+  return uploadTree(client, local, target, opts);
 }
 
 async function putFile(client: SdfsClient, local: string, target: string, size: number, opts: UploadOptions): Promise<Transferred> {
@@ -61,14 +64,17 @@ async function uploadTree(client: SdfsClient, local: string, target: string, opt
       process.stderr.write(`sdfs: skipped ${from}: not a regular file or directory\n`);
       continue;
     }
-    const one = entry.isDirectory()
+    add(done, entry.isDirectory()
       ? await uploadTree(client, from, to, opts)
-      : await putFile(client, from, to, (await fs.stat(from)).size, opts);
-    done.size += one.size;
-    done.blocks += one.blocks;
-    done.files += one.files;
+      : await putFile(client, from, to, (await fs.stat(from)).size, opts));
   }
   return done;
+}
+
+function add(total: Transferred, one: Transferred): void {
+  total.size += one.size;
+  total.blocks += one.blocks;
+  total.files += one.files;
 }
 
 /** "N bytes" for one file; "F files, N bytes" for a tree. */
@@ -93,12 +99,15 @@ async function uploadStdin(client: SdfsClient, remote: string | undefined, cwd: 
 
 /** A file or a directory tree, to `local` (into it if it is a directory; default: the name, in the current directory). */
 export async function download(client: SdfsClient, remote: string, local: string | undefined, cwd: string,
-  opts: { progress: boolean }): Promise<Transferred & { local: string }> {
+  opts: { progress: boolean; recursive?: boolean }): Promise<Transferred & { local: string }> {
   const source = resolvePath(remote, cwd);
   let target = local ?? baseName(source);
   if ((await fs.stat(target).catch(() => undefined))?.isDirectory()) target = join(target, baseName(source));
   const stat = await client.stat(source);
-  if (stat.type === 'dir') return { ...(await downloadTree(client, source, target)), local: target };
+  if (stat.type === 'dir') {
+    if (!opts.recursive) throw new SdfsError('EISDIR', `${source} is a directory: -R downloads a directory tree`);
+    return { ...(await downloadTree(client, source, target)), local: target };
+  }
   const bar = progressBar(opts.progress, stat.size, `get ${stat.name}`);
   try {
     await client.get(source, target, { onProgress: bar?.update }).catch((err) => { throw localError(err, dirname(target)); });
@@ -117,18 +126,15 @@ async function downloadTree(client: SdfsClient, source: string, target: string):
   await fs.mkdir(target, { recursive: true }).catch((err) => { throw localError(err, target); });
   const done: Transferred = { path: source, tree: true, size: 0, blocks: 0, files: 0 };
   for (const entry of await client.readdir(source)) {
-    const from = joinPath(source, entry.name);
-    const to = join(target, entry.name);
-    if (entry.type === 'dir') {
-      const sub = await downloadTree(client, from, to);
-      done.size += sub.size;
-      done.blocks += sub.blocks;
-      done.files += sub.files;
-    } else {
+    // A name from the server becomes a local path: one that could climb out of `target` (`..`, a
+    // `/`) is refused, whatever sent it.
+    const name = validateName(entry.name);
+    const from = joinPath(source, name);
+    const to = join(target, name);
+    if (entry.type === 'dir') add(done, await downloadTree(client, from, to));
+    else {
       await client.get(from, to).catch((err) => { throw localError(err, target); });
-      done.size += entry.size;
-      done.blocks += entry.blocks;
-      done.files += 1;
+      add(done, { ...transferred(entry), path: from });
     }
   }
   return done;
