@@ -138,7 +138,7 @@ describe('sdfs subcommands', () => {
     await symlink('top.bin', join(tree, 'a-link'));
     const name = basename(tree);
     // Only when asked for: a directory given by mistake (`put .`) is refused.
-    await fails(['put', tree], 4, /is a directory: -R uploads a directory tree/);
+    await fails(['put', tree], 4, /is a directory: sdfs put -R uploads a directory tree/);
     assert.deepEqual((await names('/')).filter((n) => n === `${name}/`), []);
     // Into the root under its own name (no target); the link is skipped, with a line on stderr.
     const first = await cluster.cli(['put', '-R', tree]);
@@ -163,7 +163,7 @@ describe('sdfs subcommands', () => {
     assert.equal(await remoteSha('/t-trees/renamed/sub/deeper/日本 語.dat'), sha256(files['sub/deeper/日本 語.dat']!));
     // Back down: to a new local directory, then into it (under the tree's name); the bytes are the same.
     const down = await mkdtemp(join(local, 'down-'));
-    await fails(['get', '/t-trees/renamed', join(down, 'copy')], 4, /is a directory: -R downloads a directory tree/);
+    await fails(['get', '/t-trees/renamed', join(down, 'copy')], 4, /is a directory: sdfs get -R downloads a directory tree/);
     assert.deepEqual(await readdir(down), []);
     await ok(['get', '-R', '/t-trees/renamed', join(down, 'copy')]);
     await ok(['get', '-R', '/t-trees/renamed', join(down, 'copy')]);

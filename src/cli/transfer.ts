@@ -34,7 +34,7 @@ export async function upload(client: SdfsClient, local: string, remote: string |
   const st = await fs.stat(local).catch((err) => { throw localError(err, local); });
   if (!st.isDirectory()) return putFile(client, local, target, st.size, opts);
   // A tree only when asked for, as cp -r: `put .` or `put /` by mistake must not start copying a disk.
-  if (!opts.recursive) throw new SdfsError('EISDIR', `${local} is a directory: -R uploads a directory tree`);
+  if (!opts.recursive) throw new SdfsError('EISDIR', `${local} is a directory: sdfs put -R uploads a directory tree`);
   return uploadTree(client, local, target, opts);
 }
 
@@ -105,7 +105,7 @@ export async function download(client: SdfsClient, remote: string, local: string
   if ((await fs.stat(target).catch(() => undefined))?.isDirectory()) target = join(target, baseName(source));
   const stat = await client.stat(source);
   if (stat.type === 'dir') {
-    if (!opts.recursive) throw new SdfsError('EISDIR', `${source} is a directory: -R downloads a directory tree`);
+    if (!opts.recursive) throw new SdfsError('EISDIR', `${source} is a directory: sdfs get -R downloads a directory tree`);
     return { ...(await downloadTree(client, source, target)), local: target };
   }
   const bar = progressBar(opts.progress, stat.size, `get ${stat.name}`);
