@@ -19,6 +19,7 @@ export class BufferPool {
 
   /** `length` bytes (at most `size`) of a buffer of the pool. */
   lend(length: number): Lent {
+    if (length > this.size) throw new RangeError(`a buffer of ${length} bytes from a pool of ${this.size}-byte buffers`);
     const whole = this.free.pop() ?? Buffer.allocUnsafeSlow(this.size);
     let given = false;
     return {
