@@ -97,7 +97,6 @@ export function verifyAnnouncement(keys: ClusterKeys, fields: string, ts: unknow
   return sameMac(sig, mac(keys.announcement, `${fields}\n${ts}`));
 }
 
-
 /**
  * The name server's answer to a storage server's nonce, asked at `address` (`host:port`, the name
  * server's own end of the connection): proof that the server at that address holds the cluster
@@ -113,7 +112,7 @@ export function proveNameServer(keys: ClusterKeys, nonce: string, address: strin
 
 /** Whether `proof` is the cluster's answer to `nonce` asked at `address` (see proveNameServer). */
 export function checkNameServerProof(keys: ClusterKeys, nonce: string, address: string, proof: unknown): boolean {
-  return typeof proof === 'string' && BASE64URL_32.test(proof) && sameMac(proof, mac(keys.nameProof, `${nonce}\n${address}`));
+  return typeof proof === 'string' && BASE64URL_32.test(proof) && sameMac(proof, proveNameServer(keys, nonce, address));
 }
 
 /** `host:port` of one end of a connection, as both ends name it (see plainHost). */

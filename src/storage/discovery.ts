@@ -42,8 +42,9 @@ const MAX_REFUSED = 256;
 /**
  * Listens for name server announcements (protocol/announcement.ts) and reports the first one of its
  * cluster (that passes `confirm`, when given), then closes its socket. Every datagram is validated;
- * junk and other clusters are ignored. The socket shares its port (SO_REUSEADDR), so that several storage servers on one host
- * all hear the broadcasts. Nothing happens until start(); stop() closes the socket.
+ * junk and other clusters are ignored. The socket shares its port (SO_REUSEADDR), so that several
+ * storage servers on one host all hear the broadcasts. Nothing happens until start(); stop() closes
+ * the socket.
  */
 export class Discovery {
   private socket: Socket | undefined;
