@@ -7,7 +7,6 @@ import { spawn } from 'node:child_process';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { finished } from 'node:stream/promises';
 
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
@@ -68,18 +67,6 @@ export function bigStream(size: number): Readable {
 /** The same bytes as an async iterable of Buffers (for clients that take one). */
 export async function* bigChunks(size: number): AsyncGenerator<Buffer> {
   for await (const chunk of bigStream(size)) yield chunk as Buffer;
-}
-
-/**
- * Reads a stream to nowhere and counts its bytes, chunk by chunk in 'data' events, as a program that
- * sends a file on does (`sdfs get` and `sdfs cat` pipe it): `for await` would gather the chunks
- * buffered at each step into one new buffer, a copy of every byte that those readers do not make.
- */
-export async function countBytes(source: Readable): Promise<number> {
-  let bytes = 0;
-  source.on('data', (chunk: Buffer) => { bytes += chunk.length; });
-  await finished(source);
-  return bytes;
 }
 
 export interface PoolResult {

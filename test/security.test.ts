@@ -355,6 +355,10 @@ describe('TLS', () => {
       for (const r of b.replicas) assert.match(r.addr, /^https:\/\/127\.0\.0\.1:\d+$/);
     }
     assert.equal((await sha256Of(await c.createReadStream('/secret-file'))).sha256, sha(data));
+    // Reads into memory go over connections of their own (BlockChannel), over TLS too.
+    const into = Buffer.alloc(data.length + 10);
+    assert.equal(await (await c.open('/secret-file')).read(into, 0), data.length);
+    assert.deepEqual(into.subarray(0, data.length), data);
     const local = join(dir, 'got');
     const r = await cluster.cli(['get', '/secret-file', local]);
     assert.equal(r.code, 0, r.stderr);

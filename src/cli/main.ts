@@ -2,7 +2,6 @@
 import { Command, Option } from 'commander';
 import { isIPv4 } from 'node:net';
 import { readFileSync } from 'node:fs';
-import { pipeline } from 'node:stream/promises';
 import { connect, type SdfsClient } from '../client/index.js';
 import { AccessKeys } from '../name/access-keys.js';
 import { CLASSIC_DEFAULTS, parseClassicListen, parseDataPorts, type ClassicConfig, type ClassicListen } from '../name/classic/config.js';
@@ -293,8 +292,12 @@ program.command('cat')
   .argument('<remote>')
   .action(clientAction('cat', toStdout));
 
+/** Each of the reader's buffers is written out before it is filled again. */
 async function toStdout(client: SdfsClient, remote: string): Promise<void> {
-  await pipeline(await client.createReadStream(resolvePath(remote)), process.stdout, { end: false });
+  const reader = await client.open(resolvePath(remote));
+  for await (const view of reader.views()) {
+    await new Promise<void>((resolve, reject) => process.stdout.write(view, (err) => (err ? reject(err) : resolve())));
+  }
 }
 
 program.command('ls')

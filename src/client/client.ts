@@ -1,4 +1,4 @@
-import { createReadStream as createLocalReadStream, createWriteStream as createLocalWriteStream } from 'node:fs';
+import { createReadStream as createLocalReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { Readable, Transform, type Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
@@ -10,7 +10,9 @@ import type {
 } from '../protocol/messages.js';
 import { resolvePath } from '../protocol/paths.js';
 import { apiCaller, type ApiCaller } from '../protocol/api-caller.js';
+import { BlockChannel } from '../protocol/block-channel.js';
 import { createFileReadStream, type ReadOptions, type ReplicaFailure } from '../protocol/file-read-stream.js';
+import { FileReader } from '../protocol/file-reader.js';
 import { FileWriteStream, type WriteOptions } from '../protocol/file-write-stream.js';
 import { BlockLookups } from './block-lookups.js';
 import { POOLED_FILE_MAX, UploadPool } from './upload-pool.js';
@@ -34,6 +36,8 @@ export type Progress = (bytes: number) => void;
  */
 export class SdfsClient {
   private readonly agent: Agent;
+  /** Block reads into memory the reader chose (FileReader); streams and JSON go through the agent. */
+  private readonly channel: BlockChannel;
   private readonly api: ApiCaller;
 
   private readonly onReplicaFailure: ReplicaFailure;
@@ -42,6 +46,7 @@ export class SdfsClient {
 
   constructor(readonly url: string, opts: ClientOptions = {}) {
     this.agent = newAgent(opts.ca);
+    this.channel = new BlockChannel({ ca: opts.ca });
     this.api = apiCaller(url, this.agent, opts.key === undefined ? {} : { authorization: `Bearer ${opts.key}` });
     this.pool = new UploadPool(this.api);
     this.lookups = new BlockLookups(this.api);
@@ -141,6 +146,16 @@ export class SdfsClient {
     return createFileReadStream(located, this.agent, opts, this.onReplicaFailure, () => this.blocks(located.stat.path));
   }
 
+  /**
+   * Opens a file for reading into memory of the caller's (`read`) or of the reader's, reused
+   * (`views`): the cheapest way to read, as no buffer is made per piece. The block list is fetched
+   * here, so a missing file fails here; a file replaced later is still read as it was.
+   */
+  async open(path: string): Promise<FileReader> {
+    const located = await this.blocks(path);
+    return new FileReader(located, this.channel, this.onReplicaFailure, () => this.blocks(located.stat.path));
+  }
+
   /** Writes all of `source` to `path`. */
   async writeFile(path: string, source: Readable | Iterable<Uint8Array> | AsyncIterable<Uint8Array> | Uint8Array | string,
     opts: WriteOptions & { onProgress?: Progress } = {}): Promise<FileStat> {
@@ -184,23 +199,36 @@ export class SdfsClient {
    * into place only when complete, so a failed download leaves no partial file.
    */
   async get(path: string, localPath: string, opts: ReadOptions & { onProgress?: Progress } = {}): Promise<FileStat> {
-    const located = await this.blocks(path);
+    const reader = await this.open(path);
     const tmp = `${localPath}.sdfs-partial-${process.pid}`;
+    const out = await fs.open(tmp, 'w');
     try {
-      const source = createFileReadStream(located, this.agent, opts, this.onReplicaFailure, () => this.blocks(located.stat.path));
-      await copy(source, createLocalWriteStream(tmp), opts);
+      let bytes = 0;
+      for await (const view of reader.views({ start: opts.start, end: opts.end, signal: opts.signal })) {
+        await writeAll(out, view);
+        bytes += view.length;
+        opts.onProgress?.(bytes);
+      }
+      await out.close();
       await fs.rename(tmp, localPath);
     } catch (err) {
+      await out.close().catch(() => {});
       await fs.rm(tmp, { force: true });
       throw err;
     }
-    return located.stat;
+    return reader.stat;
   }
 
   async close(): Promise<void> {
     await this.pool.close();
+    this.channel.close();
     await this.agent.close();
   }
+}
+
+/** Writes all of `data` to a local file (a write may take less than all). */
+async function writeAll(out: fs.FileHandle, data: Uint8Array): Promise<void> {
+  for (let done = 0; done < data.length;) done += (await out.write(data, done, data.length - done)).bytesWritten;
 }
 
 function progressStage(onProgress: Progress): Transform {

@@ -1,0 +1,195 @@
+import { crc32 } from '@node-rs/crc32';
+import { AUTH_HEADERS } from './auth.js';
+import type { AnswerHead, BlockChannel, BodySink } from './block-channel.js';
+import { CHUNK_SIZE } from './blocks.js';
+import { SdfsError, toSdfsError } from './errors.js';
+import { BLOCK_HEADERS, type BlockLocation, type BlocksResponse, type FileStat } from './messages.js';
+import type { ReplicaFailure } from './file-read-stream.js';
+
+/** The default memory of `views`: two buffers of 8 MiB, one being read while the caller has the other. */
+const VIEW_BUFFER = 8 * 1024 * 1024;
+const VIEW_DEPTH = 2;
+/** Where bytes outside the asked range land (whole chunks are read to check them); read and dropped at once. */
+const DISCARD = 64 * 1024;
+
+export interface ViewOptions {
+  /** First byte (default 0) and the byte after the last (default: the end of the file). */
+  start?: number;
+  end?: number;
+  /** Size of each reused buffer (default 8 MiB) and how many (default 2: one read ahead). */
+  bufferSize?: number;
+  depth?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * A file opened for reading, in the spirit of a FileHandle: `read` fills the caller's memory with
+ * bytes at a position, and `views` walks a range through a few buffers of its own, reused. The bytes
+ * go from the socket straight into that memory, and a read resolves only when every chunk it covers
+ * has matched its CRC-32; a replica that fails is left for the next, from the first byte not yet
+ * checked. Nothing is allocated per byte read, which is what makes it cheaper than a stream.
+ */
+export class FileReader {
+  private discard: Buffer | undefined;
+
+  constructor(
+    private located: BlocksResponse,
+    private readonly channel: BlockChannel,
+    private readonly onFailure?: ReplicaFailure,
+    /** Asks where the file's blocks are anew (their read tokens expire). */
+    private readonly relocate?: () => Promise<BlocksResponse>,
+  ) {}
+
+  get size(): number {
+    return this.located.stat.size;
+  }
+
+  /** The file as it was when opened. */
+  get stat(): FileStat {
+    return this.located.stat;
+  }
+
+  /**
+   * Fills `dest` with the file's bytes from `position` on; resolves to how many (fewer than
+   * `dest.length` only at the end of the file). Blocks that the range spans are read at once.
+   */
+  async read(dest: Uint8Array, position: number, signal?: AbortSignal): Promise<number> {
+    if (!Number.isSafeInteger(position) || position < 0) throw new SdfsError('EINVAL', `invalid position ${position}`);
+    const end = Math.min(position + dest.length, this.size);
+    if (end <= position) return 0;
+    const spans: Promise<void>[] = [];
+    for (const block of this.located.blocks) {
+      const from = Math.max(position, block.offset) - block.offset;
+      const to = Math.min(end, block.offset + block.size) - block.offset;
+      if (from < to) spans.push(this.readSpan(block, from, to, dest.subarray(block.offset + from - position), signal, true));
+    }
+    const results = await Promise.allSettled(spans);
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw toSdfsError((failed as PromiseRejectedResult).reason);
+    return end - position;
+  }
+
+  /**
+   * Bytes [start, end) in order, each a view of one of `depth` buffers that is the caller's until it
+   * asks for the next: copy what must outlive that. The next `depth - 1` pieces are read meanwhile.
+   */
+  async *views(opts: ViewOptions = {}): AsyncGenerator<Uint8Array> {
+    const start = opts.start ?? 0;
+    const end = Math.min(opts.end ?? this.size, this.size);
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || start > end) {
+      throw new SdfsError('EINVAL', `invalid range ${start}-${end}`);
+    }
+    const size = Math.max(1, Math.min(opts.bufferSize ?? VIEW_BUFFER, end - start));
+    const depth = Math.max(1, opts.depth ?? VIEW_DEPTH);
+    const buffers: Buffer[] = [];
+    const inFlight: Promise<Uint8Array>[] = [];
+    let pos = start;
+    let turn = 0;
+    const issue = (): void => {
+      while (inFlight.length < depth && pos < end) {
+        const slot = turn++ % depth;
+        const buffer = (buffers[slot] ??= Buffer.allocUnsafeSlow(size));
+        const view = buffer.subarray(0, Math.min(size, end - pos));
+        const at = pos;
+        pos += view.length;
+        const done = this.read(view, at, opts.signal).then((n) => {
+          if (n !== view.length) throw new SdfsError('EUNAVAILABLE', 'the file ended before its size');
+          return view;
+        });
+        // Awaited in order below; one that fails while an earlier one is awaited is not unhandled.
+        done.catch(() => undefined);
+        inFlight.push(done);
+      }
+    };
+    try {
+      for (;;) {
+        issue();
+        const next = inFlight.shift();
+        if (!next) return;
+        yield await next;
+      }
+    } finally {
+      // The buffers may be dropped only when no read is still filling them.
+      await Promise.allSettled(inFlight);
+    }
+  }
+
+  /** Bytes [from, to) of one block into `dest`, from its replicas in turn. */
+  private async readSpan(block: BlockLocation, from: number, to: number, dest: Uint8Array, signal: AbortSignal | undefined, mayRenew: boolean): Promise<void> {
+    let pos = from;
+    const errors: string[] = [];
+    let refused = 0;
+    for (const replica of block.replicas) {
+      try {
+        await this.readReplica(block, replica.addr, pos, to, dest.subarray(pos - from), signal, (n) => { pos += n; });
+        return;
+      } catch (err) {
+        const e = toSdfsError(err);
+        if (e.code === 'ECANCELED' || signal?.aborted) throw new SdfsError('ECANCELED', 'read cancelled');
+        if (e.code === 'EACCES' || e.code === 'EAUTH') refused++;
+        errors.push(`${replica.addr}: ${e.message}`);
+        this.onFailure?.(block, replica, e);
+      }
+    }
+    // Refused: the read token expired, most likely. Ask where the block is once more, with new tokens.
+    if (refused > 0 && mayRenew && this.relocate) {
+      this.located = await this.relocate();
+      const renewed = this.located.blocks.find((b) => b.index === block.index && b.id === block.id);
+      if (renewed) return this.readSpan(renewed, pos, to, dest.subarray(pos - from), signal, false);
+    }
+    throw new SdfsError('EUNAVAILABLE', `block ${block.index} (${block.id}) could not be read from any replica: ${errors.join('; ') || 'no replicas'}`);
+  }
+
+  /**
+   * Bytes [from, to) of a block from one replica into `dest`. Whole checksum chunks are asked for;
+   * the bytes of them outside [from, to) land in a discard buffer. `verified` counts the bytes of
+   * `dest` whose chunks matched, as they do.
+   */
+  private readReplica(block: BlockLocation, addr: string, from: number, to: number, dest: Uint8Array,
+    signal: AbortSignal | undefined, verified: (n: number) => void): Promise<void> {
+    const alignedStart = Math.floor(from / CHUNK_SIZE) * CHUNK_SIZE;
+    const alignedEnd = Math.min(Math.ceil(to / CHUNK_SIZE) * CHUNK_SIZE, block.size);
+    const headers: Record<string, string> = { range: `bytes=${alignedStart}-${alignedEnd - 1}` };
+    if (block.token !== undefined) headers[AUTH_HEADERS.blockToken] = block.token;
+    const discard = (this.discard ??= Buffer.allocUnsafe(DISCARD));
+
+    let crcs: number[] = [];
+    let at = alignedStart;
+    let chunkStart = alignedStart;
+    let crc = 0;
+    let last: Uint8Array = discard;
+    const sink: BodySink = {
+      space: () => {
+        const chunkEnd = Math.min(chunkStart + CHUNK_SIZE, alignedEnd);
+        if (at < from) last = discard.subarray(0, Math.min(from - at, DISCARD));
+        else if (at < to) last = dest.subarray(at - from, Math.min(chunkEnd, to) - from);
+        else last = discard.subarray(0, Math.min(chunkEnd - at, DISCARD));
+        return last;
+      },
+      placed: (n) => {
+        crc = crc32(last.subarray(0, n), crc);
+        at += n;
+        const chunkEnd = Math.min(chunkStart + CHUNK_SIZE, alignedEnd);
+        if (at < chunkEnd) return;
+        const index = (chunkStart - alignedStart) / CHUNK_SIZE;
+        if (crc >>> 0 !== crcs[index]) {
+          throw new SdfsError('ECHECKSUM', `chunk ${chunkStart / CHUNK_SIZE} of block ${block.id} failed its checksum`);
+        }
+        const good = Math.min(chunkEnd, to) - Math.max(chunkStart, from);
+        if (good > 0) verified(good);
+        chunkStart = chunkEnd;
+        crc = 0;
+      },
+    };
+    const sinkFor = (head: AnswerHead): BodySink => {
+      if (Number(head.headers.get(BLOCK_HEADERS.blockSize)) !== block.size || Number(head.headers.get(BLOCK_HEADERS.chunkSize)) !== CHUNK_SIZE) {
+        throw new SdfsError('ECHECKSUM', 'replica holds a block of another size');
+      }
+      if (head.length !== alignedEnd - alignedStart) throw new SdfsError('EPROTO', 'replica sent another range than asked for');
+      crcs = (head.headers.get(BLOCK_HEADERS.crcs) ?? '').split(',').filter((x) => x !== '').map((x) => parseInt(x, 16));
+      if (crcs.length !== Math.ceil((alignedEnd - alignedStart) / CHUNK_SIZE)) throw new SdfsError('EPROTO', 'replica sent the wrong number of checksums');
+      return sink;
+    };
+    return this.channel.get(addr, `/v1/blocks/${block.id}`, headers, sinkFor, signal);
+  }
+}
