@@ -127,6 +127,29 @@ describe('reads into memory through a 3-server cluster', () => {
     assert.ok(await openSockets() <= before, 'the client closed its block connections');
   });
 
+  it('reads beyond the connections allowed per server wait their turn; one cancelled while waiting fails alone', async () => {
+    const client = cluster.client();
+    const located = await client.blocks('/f');
+    const channel = new BlockChannel({ perServer: 1 });
+    const before = await openSockets();
+    try {
+      const reader = new FileReader(located, channel);
+      const ac = new AbortController();
+      const reads = Array.from({ length: 8 }, async (_, i) => {
+        const dest = Buffer.alloc(100_000);
+        const n = await reader.read(dest, i * 300_000, i === 5 ? ac.signal : undefined);
+        assert.deepEqual(dest.subarray(0, n), data.subarray(i * 300_000, i * 300_000 + 100_000));
+      });
+      ac.abort();
+      const results = await Promise.allSettled(reads);
+      assert.deepEqual(results.map((r) => r.status === 'fulfilled' ? 'ok' : (r.reason as SdfsError).code), ['ok', 'ok', 'ok', 'ok', 'ok', 'ECANCELED', 'ok', 'ok']);
+      // Eight reads of the first block, whose replicas are on three servers at most: one connection each.
+      assert.ok(await openSockets() - before <= 3, 'one connection per server');
+    } finally {
+      channel.close();
+    }
+  });
+
   it('a read cancelled by its signal fails with ECANCELED and a new one succeeds', async () => {
     const reader = await cluster.client().open('/f');
     const ac = new AbortController();

@@ -300,15 +300,19 @@ class Connection {
   }
 
   private onHead(bytes: Uint8Array): void {
-    this.head.push(Buffer.from(bytes));
-    this.headBytes += bytes.length;
-    const all = this.head.length === 1 ? this.head[0]! : Buffer.concat(this.head, this.headBytes);
+    // A head mostly comes whole in one read: parsed where it landed. Pieces of one are kept (copied,
+    // as the scratch buffer takes the next read) until its end is in.
+    const piece = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+    const all = this.head.length === 0 ? piece : Buffer.concat([...this.head, piece]);
     const end = all.indexOf('\r\n\r\n');
     if (end < 0) {
+      this.headBytes += bytes.length;
       if (this.headBytes > MAX_HEAD) throw new SdfsError('EPROTO', 'storage server sent an overlong HTTP head');
+      this.head.push(Buffer.from(piece));
       return;
     }
     this.head = [];
+    this.headBytes = 0;
     const head = parseHead(all.toString('latin1', 0, end));
     this.status = head.status;
     this.keepAlive = head.keepAlive;

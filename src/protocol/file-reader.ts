@@ -9,8 +9,13 @@ import type { ReplicaFailure } from './file-read-stream.js';
 /** The default memory of `views`: two buffers of 8 MiB, one being read while the caller has the other. */
 const VIEW_BUFFER = 8 * 1024 * 1024;
 const VIEW_DEPTH = 2;
-/** Where bytes outside the asked range land (whole chunks are read to check them); read and dropped at once. */
+/**
+ * Where bytes outside the asked range land (whole chunks are read to check them). One for the
+ * process: each socket read into it is checked and dropped in that read's own callback, before any
+ * other read can land.
+ */
 const DISCARD = 64 * 1024;
+let discardBuffer: Buffer | undefined;
 
 export interface ViewOptions {
   /** First byte (default 0) and the byte after the last (default: the end of the file). */
@@ -30,8 +35,6 @@ export interface ViewOptions {
  * checked. Nothing is allocated per byte read, which is what makes it cheaper than a stream.
  */
 export class FileReader {
-  private discard: Buffer | undefined;
-
   constructor(
     private located: BlocksResponse,
     private readonly channel: BlockChannel,
@@ -63,9 +66,12 @@ export class FileReader {
       const to = Math.min(end, block.offset + block.size) - block.offset;
       if (from < to) spans.push(this.readSpan(block, from, to, dest.subarray(block.offset + from - position), signal, true));
     }
-    const results = await Promise.allSettled(spans);
-    const failed = results.find((r) => r.status === 'rejected');
-    if (failed) throw toSdfsError((failed as PromiseRejectedResult).reason);
+    if (spans.length === 1) await spans[0];
+    else {
+      // Every span settles before the read does: none may still be filling `dest` after it failed.
+      const failed = (await Promise.allSettled(spans)).find((r) => r.status === 'rejected');
+      if (failed) throw toSdfsError((failed as PromiseRejectedResult).reason);
+    }
     return end - position;
   }
 
@@ -151,7 +157,7 @@ export class FileReader {
     const alignedEnd = Math.min(Math.ceil(to / CHUNK_SIZE) * CHUNK_SIZE, block.size);
     const headers: Record<string, string> = { range: `bytes=${alignedStart}-${alignedEnd - 1}` };
     if (block.token !== undefined) headers[AUTH_HEADERS.blockToken] = block.token;
-    const discard = (this.discard ??= Buffer.allocUnsafe(DISCARD));
+    const discard = (discardBuffer ??= Buffer.allocUnsafe(DISCARD));
 
     let crcs: number[] = [];
     let at = alignedStart;
