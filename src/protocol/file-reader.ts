@@ -3,6 +3,7 @@ import { AUTH_HEADERS } from './auth.js';
 import type { AnswerHead, BlockChannel, BodySink } from './block-channel.js';
 import { CHUNK_SIZE } from './blocks.js';
 import { SdfsError, toSdfsError } from './errors.js';
+import { readAhead } from './read-ahead.js';
 import { BLOCK_HEADERS, type BlockLocation, type BlocksResponse, type FileStat } from './messages.js';
 import type { ReplicaFailure } from './file-read-stream.js';
 
@@ -88,36 +89,21 @@ export class FileReader {
     const size = Math.max(1, Math.min(opts.bufferSize ?? VIEW_BUFFER, end - start));
     const depth = Math.max(1, opts.depth ?? VIEW_DEPTH);
     const buffers: Buffer[] = [];
-    const inFlight: Promise<Uint8Array>[] = [];
     let pos = start;
     let turn = 0;
-    const issue = (): void => {
-      while (inFlight.length < depth && pos < end) {
-        const slot = turn++ % depth;
-        const buffer = (buffers[slot] ??= Buffer.allocUnsafeSlow(size));
-        const view = buffer.subarray(0, Math.min(size, end - pos));
-        const at = pos;
-        pos += view.length;
-        const done = this.read(view, at, opts.signal).then((n) => {
-          if (n !== view.length) throw new SdfsError('EUNAVAILABLE', 'the file ended before its size');
-          return view;
-        });
-        // Awaited in order below; one that fails while an earlier one is awaited is not unhandled.
-        done.catch(() => undefined);
-        inFlight.push(done);
-      }
-    };
-    try {
-      for (;;) {
-        issue();
-        const next = inFlight.shift();
-        if (!next) return;
-        yield await next;
-      }
-    } finally {
-      // The buffers may be dropped only when no read is still filling them.
-      await Promise.allSettled(inFlight);
-    }
+    // The buffer of the view yielded `depth` steps before is refilled: the caller is done with it.
+    yield* readAhead(depth, () => {
+      if (pos >= end) return undefined;
+      const slot = turn++ % depth;
+      const buffer = (buffers[slot] ??= Buffer.allocUnsafeSlow(size));
+      const view = buffer.subarray(0, Math.min(size, end - pos));
+      const at = pos;
+      pos += view.length;
+      return this.read(view, at, opts.signal).then((n) => {
+        if (n !== view.length) throw new SdfsError('EUNAVAILABLE', 'the file ended before its size');
+        return view;
+      });
+    });
   }
 
   /** Bytes [from, to) of one block into `dest`, from its replicas in turn. */

@@ -1,6 +1,7 @@
 import { close, open, read } from 'node:fs';
 import { promisify } from 'node:util';
 import { SdfsError } from '../protocol/errors.js';
+import { readAhead } from '../protocol/read-ahead.js';
 import type { BufferPool, Lent } from './buffer-pool.js';
 
 const openFile = promisify(open);
@@ -38,36 +39,26 @@ export class RangeReader {
   async *units(): AsyncGenerator<Lent> {
     if (this.iterated) throw new Error('a RangeReader is iterated once');
     this.iterated = true;
-    const inFlight: Promise<Lent>[] = [];
     let pos = this.start;
-    const issue = (): void => {
-      while (inFlight.length < this.depth && pos < this.end) {
-        const at = pos;
-        const length = Math.min(this.pool.size, this.end - at);
-        pos += length;
-        const unit = this.pool.lend(length);
-        const done = readAt(this.fd, unit.data, 0, length, at).then(({ bytesRead }) => {
-          if (bytesRead !== length) throw new SdfsError('ECHECKSUM', 'block file is shorter than its metadata says');
-          return unit;
-        }, (err: unknown) => {
-          unit.release();
-          throw err;
-        });
-        // Awaited in order below; one that fails while an earlier one is awaited is not unhandled.
-        done.catch(() => undefined);
-        inFlight.push(done);
-      }
+    const readUnit = (): Promise<Lent> | undefined => {
+      if (pos >= this.end) return undefined;
+      const at = pos;
+      const length = Math.min(this.pool.size, this.end - at);
+      pos += length;
+      const unit = this.pool.lend(length);
+      return readAt(this.fd, unit.data, 0, length, at).then(({ bytesRead }) => {
+        if (bytesRead !== length) throw new SdfsError('ECHECKSUM', 'block file is shorter than its metadata says');
+        return unit;
+      }, (err: unknown) => {
+        unit.release();
+        throw err;
+      });
     };
     try {
-      for (;;) {
-        issue();
-        const next = inFlight.shift();
-        if (!next) return;
-        yield await next;
-      }
+      yield* readAhead(this.depth, readUnit, (unit) => unit.release());
     } finally {
-      // The file is closed only after the reads that use it: a closed descriptor's number is reused.
-      for (const r of await Promise.allSettled(inFlight)) if (r.status === 'fulfilled') r.value.release();
+      // The file is closed only after the reads that use it (readAhead waits for them): a closed
+      // descriptor's number is reused.
       await closeFile(this.fd);
     }
   }
