@@ -115,7 +115,9 @@ describe('reads into memory through a 3-server cluster', () => {
     for (let i = 0; i < 30; i++) assert.equal(await reader.read(dest, (i % 3) * MIB), MIB);
     assert.deepEqual(dest, data.subarray(2 * MIB, 3 * MIB));
     assert.ok(await openSockets() - before <= 2, 'thirty reads, one after the other, over one kept connection');
-    // The only replica's server restarts: the kept connection is dead, and the next read makes a new one.
+    // Four reads at once leave four kept connections to the first block's server...
+    await Promise.all([0, 1, 2, 3].map((k) => reader.read(Buffer.alloc(1000), k * 1000)));
+    // ...which restarts: every kept connection is dead, and the next read goes on a new one.
     const holder = (await client.blocks('/one-copy')).blocks[0]!.replicas[0]!.id;
     const i = cluster.storages.findIndex((s) => s.id === holder);
     await cluster.restartStorage(i);

@@ -70,15 +70,16 @@ export class BlockChannel {
     const request = requestBytes(addr, path, headers);
     await this.acquire(addr, signal);
     try {
-      // A kept-alive connection that the server has just closed fails before any answer: once more on a new one.
-      for (let attempt = 0; ; attempt++) {
+      // A kept-alive connection that the server has closed (it restarted, or timed it out) fails
+      // before any answer: the request goes on the next one, and at last on a new one.
+      for (;;) {
         const reused = this.takeIdle(addr);
         const conn = reused ?? new Connection(addr, this.ca);
         try {
           await conn.exchange(request, sinkFor, signal);
         } catch (err) {
           conn.destroy();
-          if (reused && attempt === 0 && conn.answered === false && !signal?.aborted && !(err instanceof SdfsError && err.code === 'ECANCELED')) continue;
+          if (reused && !conn.answered && !signal?.aborted && !(err instanceof SdfsError && err.code === 'ECANCELED')) continue;
           throw err;
         }
         if (conn.reusable && !this.closed) this.putIdle(addr, conn);
