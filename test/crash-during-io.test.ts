@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { Cluster, FAST_FAILURE, startProcess, stopProcess, waitFor, type Proc } from './helpers/cluster.js';
 import { randomStream, sha256Of } from './helpers/data.js';
 import { createFileReadStream } from '../src/protocol/file-read-stream.js';
-import { newAgent } from '../src/protocol/http.js';
+import { BlockChannel } from '../src/protocol/block-channel.js';
 
 // Processes killed with SIGKILL in the middle of reads and writes, and a disk that fills up.
 describe('crashes in the middle of reads and writes', () => {
@@ -28,12 +28,12 @@ describe('crashes in the middle of reads and writes', () => {
     const located = await client.blocks('/read-crash');
     const serving = located.blocks[1]!.replicas[0]!.id;
     const index = cluster.storages.findIndex((s) => s.id === serving);
-    const agent = newAgent();
+    const channel = new BlockChannel();
     const failovers: string[] = [];
     let got = 0;
     let killed: Promise<void> | undefined;
     const back = await sha256Of((async function* () {
-      for await (const chunk of createFileReadStream(located, agent, {}, (_b, r) => failovers.push(r.id))) {
+      for await (const chunk of createFileReadStream(located, channel, {}, (_b, r) => failovers.push(r.id))) {
         got += (chunk as Buffer).length;
         if (!killed && got >= 16 * MiB + MiB) killed = cluster.stopStorage(index, 'SIGKILL');
         await new Promise((r) => setTimeout(r, 2)); // a slow reader, so that the block is still in flight
@@ -41,7 +41,7 @@ describe('crashes in the middle of reads and writes', () => {
       }
     })());
     await killed;
-    await agent.close();
+    channel.close();
     assert.equal(back.size, size);
     assert.equal(back.sha256, src.sha256());
     assert.ok(failovers.includes(serving), 'the read went on from another replica');

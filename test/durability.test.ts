@@ -63,10 +63,10 @@ describe('durability', () => {
     for (const replicaIndex of [0, 1, 2]) {
       const only = { ...located, blocks: located.blocks.map((b) => ({ ...b, replicas: [b.replicas[replicaIndex]!] })) };
       const { createFileReadStream } = await import('../src/protocol/file-read-stream.js');
-      const { newAgent } = await import('../src/protocol/http.js');
-      const agent = newAgent();
-      const back = await sha256Of(createFileReadStream(only, agent));
-      await agent.close();
+      const { BlockChannel } = await import('../src/protocol/block-channel.js');
+      const channel = new BlockChannel();
+      const back = await sha256Of(createFileReadStream(only, channel));
+      channel.close();
       assert.equal(back.sha256, src.sha256(), `replica ${replicaIndex}`);
     }
   });

@@ -26,10 +26,10 @@ describe('failover', () => {
     }
     const failures: string[] = [];
     const { createFileReadStream } = await import('../src/protocol/file-read-stream.js');
-    const { newAgent } = await import('../src/protocol/http.js');
-    const agent = newAgent();
-    const back = await sha256Of(createFileReadStream(located, agent, {}, (_b, r, e) => failures.push(`${r.id}:${e.code}`)));
-    await agent.close();
+    const { BlockChannel } = await import('../src/protocol/block-channel.js');
+    const channel = new BlockChannel();
+    const back = await sha256Of(createFileReadStream(located, channel, {}, (_b, r, e) => failures.push(`${r.id}:${e.code}`)));
+    channel.close();
     assert.equal(back.sha256, src.sha256());
     assert.equal(failures.length, located.blocks.length, 'each damaged replica was detected');
     assert.ok(failures.every((f) => f.endsWith(':ECHECKSUM')));

@@ -7,7 +7,7 @@ import type { SdfsClient } from '../src/client/index.js';
 import { Cluster, FAST_FAILURE, waitFor } from './helpers/cluster.js';
 import { randomStream, sha256, sha256Of } from './helpers/data.js';
 import { readBlock } from '../src/protocol/file-read-stream.js';
-import { newAgent } from '../src/protocol/http.js';
+import { BlockChannel } from '../src/protocol/block-channel.js';
 import { AUTH_HEADERS } from '../src/protocol/auth.js';
 
 // Synchronization: every file is kept at R replicas through dead servers, returning servers,
@@ -102,15 +102,15 @@ describe('re-replication after a storage server dies, and cleaning when it retur
     await waitFor('every replica of the block good again', async () => {
       const now = (await client.blocks(path)).blocks[0]!;
       if (now.replicas.filter((r) => r.alive).length < 3) return false;
-      const agent = newAgent();
+      const channel = new BlockChannel();
       try {
         for (const r of now.replicas.filter((x) => x.alive)) {
-          const got = await sha256Of(readBlock({ ...now, replicas: [r] }, 0, now.size, agent, undefined)).catch(() => undefined);
+          const got = await sha256Of(readBlock({ ...now, replicas: [r] }, 0, now.size, channel, undefined)).catch(() => undefined);
           if (got?.sha256 !== now.sha256) return false;
         }
         return true;
       } finally {
-        await agent.close();
+        channel.close();
       }
     });
     assert.ok((await client.blocks(path)).blocks[0]!.replicas.some((r) => r.id === cluster.storages[good]!.id));
@@ -174,16 +174,16 @@ describe('damaged replicas and strays', () => {
     await waitFor('the block back at 3 replicas', async () => (await client.blocks(path)).blocks[1]!.replicas.length === 3);
     // Each of the 3 replicas, read alone, has the right bytes (the new copy may be on the victim again, made whole).
     const now = (await client.blocks(path)).blocks[1]!;
-    const agent = newAgent();
+    const channel = new BlockChannel();
     try {
       for (const replica of now.replicas) {
-        const got = await sha256Of(readBlock({ ...now, replicas: [replica] }, 0, now.size, agent, undefined));
-        const want = await sha256Of(readBlock(now, 0, now.size, agent, undefined));
+        const got = await sha256Of(readBlock({ ...now, replicas: [replica] }, 0, now.size, channel, undefined));
+        const want = await sha256Of(readBlock(now, 0, now.size, channel, undefined));
         assert.equal(got.sha256, want.sha256, `replica on ${replica.addr}`);
         assert.equal(got.sha256, now.sha256);
       }
     } finally {
-      await agent.close();
+      channel.close();
     }
     await assertReadable(client, files);
   });

@@ -143,7 +143,7 @@ export class SdfsClient {
   /** Streams a file's bytes; the block list is fetched first, so a missing file fails here. */
   async createReadStream(path: string, opts: ReadOptions = {}): Promise<Readable> {
     const located = await this.blocks(path);
-    return createFileReadStream(located, this.agent, opts, this.onReplicaFailure, () => this.blocks(located.stat.path));
+    return createFileReadStream(located, this.channel, opts, this.onReplicaFailure, () => this.blocks(located.stat.path));
   }
 
   /**

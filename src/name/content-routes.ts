@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Dispatcher } from 'undici';
 import type { ApiCaller } from '../protocol/api-caller.js';
+import type { BlockChannel } from '../protocol/block-channel.js';
 import { createFileReadStream, type ReplicaFailure } from '../protocol/file-read-stream.js';
 import { FileWriteStream } from '../protocol/file-write-stream.js';
 import { API_PREFIX, ContentQuery, type BlocksResponse } from '../protocol/messages.js';
@@ -17,11 +18,14 @@ import { parseRange } from '../protocol/range.js';
  *   GET /api/v1/fs/content?path=P   the file's bytes (Range supported)
  *   PUT /api/v1/fs/content?path=P   stores the request body as the file (overwrite=true replaces it)
  */
-export function registerContentRoutes(app: FastifyInstance, deps: { api: ApiCaller; dispatcher: Dispatcher }): void {
+/** `dispatcher` for the uploads, `channel` for the reads of blocks. */
+export function registerContentRoutes(app: FastifyInstance, deps: ContentDeps): void {
   void app.register(async (scope) => contentRoutes(scope, deps));
 }
 
-async function contentRoutes(app: FastifyInstance, deps: { api: ApiCaller; dispatcher: Dispatcher }): Promise<void> {
+interface ContentDeps { api: ApiCaller; dispatcher: Dispatcher; channel: BlockChannel }
+
+async function contentRoutes(app: FastifyInstance, deps: ContentDeps): Promise<void> {
   const url = `${API_PREFIX}/fs/content`;
   // In this scope no body is ever parsed, whatever its content type (JSON and text included): the PUT
   // route streams the request itself.
@@ -45,7 +49,7 @@ async function contentRoutes(app: FastifyInstance, deps: { api: ApiCaller; dispa
     if (range.partial) void reply.header('content-range', `bytes ${range.start}-${range.end - 1}/${size}`);
     if (req.query.inline) void reply.header('content-disposition', 'inline');
     const relocate = (): Promise<BlocksResponse> => deps.api<BlocksResponse>('GET', '/fs/blocks', undefined, { path: located.stat.path });
-    return reply.send(createFileReadStream(located, deps.dispatcher, range, reportBad, relocate));
+    return reply.send(createFileReadStream(located, deps.channel, range, reportBad, relocate));
   });
 
   app.put(url, { schema: { querystring: ContentQuery } }, async (req: FastifyRequest<{ Querystring: ContentQuery }>) => {

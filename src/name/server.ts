@@ -1,9 +1,10 @@
 import { join } from 'node:path';
 import * as fs from 'node:fs/promises';
 import { SdfsError } from '../protocol/errors.js';
-import { clusterDispatcher, deriveKeys, issueBlockToken, proveNameServer } from '../protocol/auth.js';
+import { clusterDispatcher, clusterSigner, deriveKeys, issueBlockToken, proveNameServer } from '../protocol/auth.js';
 import { loadOrCreateSecret, SECRET_FILE } from '../protocol/cluster-secret.js';
 import { addrToUrl, callJson, newAgent } from '../protocol/http.js';
+import { BlockChannel } from '../protocol/block-channel.js';
 import { installErrorHandler, newApp } from '../protocol/http-server.js';
 import type { ClusterResponse } from '../protocol/messages.js';
 import type { NameConfig } from './config.js';
@@ -51,6 +52,7 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
   // Its calls to storage servers are signed with the cluster secret.
   const agent = newAgent(config.tlsCa);
   const dispatcher = clusterDispatcher(agent, keys);
+  const channel = new BlockChannel({ ca: config.tlsCa, sign: clusterSigner(keys) });
   const gc = new GarbageCollector(db, storages, uploads, committer, {
     intervalMs: config.gcIntervalMs, uploadExpiryMs: config.uploadExpiryMs, dispatcher,
   });
@@ -98,10 +100,10 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
   });
 
   // File bytes relayed through the name server, for clients that cannot reach the storage servers.
-  registerContentRoutes(app, { api: injectApiCaller(app, access.internalToken), dispatcher });
+  registerContentRoutes(app, { api: injectApiCaller(app, access.internalToken), dispatcher, channel });
 
   // The seed's classic protocol shares the port: connections are told apart by their first bytes.
-  const classic = config.classic.listen === 'off' ? undefined : await attachClassic(app, config.classic, access.internalToken, dispatcher);
+  const classic = config.classic.listen === 'off' ? undefined : await attachClassic(app, config.classic, access.internalToken, dispatcher, channel);
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
@@ -120,6 +122,7 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
       await app.close();
       await replicator.stop();
       await gc.stop();
+      channel.close();
       await agent.close();
       wal.close();
       db.close();

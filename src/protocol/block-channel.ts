@@ -35,6 +35,8 @@ export interface BlockChannelOptions {
   ca?: Buffer;
   /** Connections to one server at most; more requests wait for one (default 64). */
   perServer?: number;
+  /** Headers that authenticate each request (a server's cluster signature), made for its method and path. */
+  sign?: (method: string, path: string) => Record<string, string>;
 }
 
 /** Time allowed to connect, and for a server to answer or send the next piece of its body. */
@@ -53,11 +55,13 @@ export class BlockChannel {
   private readonly waiting = new Map<string, (() => void)[]>();
   private readonly ca: string[] | undefined;
   private readonly perServer: number;
+  private readonly sign: BlockChannelOptions['sign'];
   private closed = false;
 
   constructor(opts: BlockChannelOptions = {}) {
     this.ca = opts.ca ? [...tls.rootCertificates, opts.ca.toString('utf8')] : undefined;
     this.perServer = opts.perServer ?? 64;
+    this.sign = opts.sign;
   }
 
   /**
@@ -67,9 +71,10 @@ export class BlockChannel {
    */
   async get(addr: string, path: string, headers: Record<string, string>, sinkFor: (head: AnswerHead) => BodySink, signal?: AbortSignal): Promise<void> {
     if (this.closed) throw new SdfsError('ECANCELED', 'client closed');
-    const request = requestBytes(addr, path, headers);
     await this.acquire(addr, signal);
     try {
+      // Signed once the request may go: a signature carries the time it was made.
+      const request = requestBytes(addr, path, this.sign ? { ...headers, ...this.sign('GET', path) } : headers);
       // A kept-alive connection that the server has closed (it restarted, or timed it out) fails
       // before any answer: the request goes on the next one, and at last on a new one.
       for (;;) {

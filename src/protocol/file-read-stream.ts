@@ -1,11 +1,11 @@
 import { Readable } from 'node:stream';
-import { crc32 } from '@node-rs/crc32';
-import type { Dispatcher } from 'undici';
+import type { BlockChannel } from './block-channel.js';
 import { CHUNK_SIZE } from './blocks.js';
 import { SdfsError, toSdfsError } from './errors.js';
-import { AUTH_HEADERS } from './auth.js';
-import { addrToUrl, parseJson } from './http.js';
-import { BLOCK_HEADERS, type BlockLocation, type BlocksResponse } from './messages.js';
+import { FileReader, type ReplicaFailure } from './file-reader.js';
+import type { BlockLocation, BlocksResponse } from './messages.js';
+
+export type { ReplicaFailure } from './file-reader.js';
 
 export interface ReadOptions {
   /** First byte to read (default 0). */
@@ -15,240 +15,66 @@ export interface ReadOptions {
   signal?: AbortSignal;
 }
 
-/** A storage server's error answer is a small JSON object; a larger body is not one. */
-const MAX_ERROR_BODY = 64 * 1024;
-
-/** Called when a replica fails a read, so that the caller may report or log it. */
-export type ReplicaFailure = (block: BlockLocation, replica: { id: string; addr: string }, err: SdfsError) => void;
-
-/** Asks where a block is anew (its tokens expired); undefined if the file no longer has it. */
-type Renew = (block: BlockLocation) => Promise<BlockLocation | undefined>;
-
-/** One block's part of a read: bytes [from, to) of the block. */
-interface Span {
-  block: BlockLocation;
-  from: number;
-  to: number;
-}
+/** The most a stream reads at once: a new buffer each time, up to a checksum chunk's end. */
+const PIECE = 4 * CHUNK_SIZE;
 
 /**
- * Streams bytes [start, end) of a file. Each block is read from one replica at a time; every chunk
- * is checked against its CRC-32 before it is passed on, and on any error or mismatch the read
- * continues, from the first unverified byte, on the next replica. Only when every replica of a block
- * has failed does the stream fail.
+ * Streams bytes [start, end) of a file, read by a FileReader (checked chunk by chunk, with failover
+ * across replicas) in pieces of up to 4 MiB, one read ahead. Each piece is a buffer of its own, as a
+ * stream's consumer may keep what it is given: reading into memory that is reused (`FileReader`)
+ * costs less, when the reader can use each piece before the next.
  */
 export function createFileReadStream(
-  located: BlocksResponse, dispatcher: Dispatcher, opts: ReadOptions = {}, onFailure?: ReplicaFailure,
+  located: BlocksResponse, channel: BlockChannel, opts: ReadOptions = {}, onFailure?: ReplicaFailure,
   relocate?: () => Promise<BlocksResponse>,
 ): Readable {
-  const size = located.stat.size;
+  const reader = new FileReader(located, channel, onFailure, relocate);
   const start = opts.start ?? 0;
-  const end = Math.min(opts.end ?? size, size);
+  const end = Math.min(opts.end ?? reader.size, reader.size);
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || start > end) {
     throw new SdfsError('EINVAL', `invalid range ${start}-${end}`);
   }
-  const spans: Span[] = [];
-  for (const block of located.blocks) {
-    const from = Math.max(start, block.offset) - block.offset;
-    const to = Math.min(end, block.offset + block.size) - block.offset;
-    if (from < to) spans.push({ block, from, to });
-  }
-  // Block tokens expire: a read that reaches a block after its token did asks where it is anew.
-  const renew: Renew | undefined = relocate && (async (block) => (await relocate()).blocks.find((b) => b.index === block.index && b.id === block.id));
-  return new VerifiedReadStream(spans, dispatcher, opts.signal, onFailure, renew);
+  return new FileReadStream(reader, start, end, opts.signal);
 }
 
-/** Bytes [from, to) of one block, verified and with failover across its replicas, as createFileReadStream. */
+/** Bytes [from, to) of one block, checked and with failover across its replicas, as createFileReadStream. */
 export function readBlock(
-  block: BlockLocation, from: number, to: number, dispatcher: Dispatcher, signal: AbortSignal | undefined, onFailure?: ReplicaFailure,
+  block: BlockLocation, from: number, to: number, channel: BlockChannel, signal: AbortSignal | undefined, onFailure?: ReplicaFailure,
 ): Readable {
-  return new VerifiedReadStream(from < to ? [{ block, from, to }] : [], dispatcher, signal, onFailure, undefined);
+  const stat = { path: `block ${block.id}`, name: block.id, type: 'file' as const, size: block.size, ctime: 0, mtime: 0, replication: block.replicas.length, blockSize: block.size, blocks: 1 };
+  return new FileReadStream(new FileReader({ stat, blocks: [{ ...block, offset: 0 }] }, channel, onFailure), from, Math.max(from, to), signal);
 }
 
-/**
- * The reading machinery. Each replica's answer is read through undici's `dispatch` with a handler of
- * this stream's own: the bytes are checked as the socket delivers them and handed on as the pieces
- * they arrived in (no copy, no response stream between the socket and the reader), and the answer is
- * paused while the reader is full.
- */
-class VerifiedReadStream extends Readable {
-  /** The answer being read, paused while the reader is full. */
-  private answer: Dispatcher.DispatchController | undefined;
-  private started = false;
+class FileReadStream extends Readable {
+  /** Cancels the reads out when the stream is destroyed or its caller's signal fires. */
+  private readonly cancel = new AbortController();
+  private readonly pieces: AsyncGenerator<Buffer>;
+  private pulling = false;
+  /** Every piece was read: nothing is out. */
+  private ended = false;
 
-  constructor(
-    private readonly spans: Span[],
-    private readonly dispatcher: Dispatcher,
-    private readonly signal: AbortSignal | undefined,
-    private readonly onFailure: ReplicaFailure | undefined,
-    private readonly renew: Renew | undefined,
-  ) {
-    super({ highWaterMark: 1024 * 1024 });
+  constructor(reader: FileReader, start: number, end: number, signal: AbortSignal | undefined) {
+    super({ highWaterMark: CHUNK_SIZE });
+    this.pieces = reader.pieces(start, end, PIECE, this.cancel.signal);
+    if (signal?.aborted) this.destroy(new SdfsError('ECANCELED', 'read cancelled'));
+    else signal?.addEventListener('abort', () => this.destroy(new SdfsError('ECANCELED', 'read cancelled')), { once: true });
   }
 
   override _read(): void {
-    if (this.answer?.paused) this.answer.resume();
-    if (this.started) return;
-    this.started = true;
-    this.readAll().then(() => this.push(null), (err: unknown) => this.destroy(toSdfsError(err)));
+    if (this.pulling) return;
+    this.pulling = true;
+    this.pieces.next().then(({ done, value }) => {
+      this.pulling = false;
+      this.ended = done === true;
+      this.push(done ? null : value);
+    }, (err: unknown) => this.destroy(toSdfsError(err)));
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    this.answer?.abort(new SdfsError('ECANCELED', 'read cancelled'));
-    callback(err);
-  }
-
-  private async readAll(): Promise<void> {
-    for (const span of this.spans) {
-      await this.readSpan(span.block, span.from, span.to, this.renew);
-      if (this.destroyed) return;
-    }
-  }
-
-  private async readSpan(block: BlockLocation, from: number, to: number, renew: Renew | undefined): Promise<void> {
-    let pos = from;
-    const errors: string[] = [];
-    let refused = 0;
-    for (const replica of block.replicas) {
-      try {
-        await this.readReplica(block, replica.addr, pos, to, (n) => { pos += n; });
-        return;
-      } catch (err) {
-        if (this.destroyed) return;
-        const e = toSdfsError(err);
-        if (e.code === 'ECANCELED') throw e;
-        if (e.code === 'EACCES' || e.code === 'EAUTH') refused++;
-        errors.push(`${replica.addr}: ${e.message}`);
-        this.onFailure?.(block, replica, e);
-      }
-    }
-    const renewed = refused > 0 && renew ? await renew(block) : undefined;
-    if (renewed) return this.readSpan(renewed, pos, to, undefined);
-    throw new SdfsError('EUNAVAILABLE', `block ${block.index} (${block.id}) could not be read from any replica: ${errors.join('; ') || 'no replicas'}`);
-  }
-
-  /**
-   * Reads [from, to) of a block from one replica, asking for whole checksum chunks and handing on
-   * only bytes of chunks whose CRC-32 matched; `advanced` counts the bytes handed on, so that a
-   * failover resumes after them.
-   */
-  private readReplica(block: BlockLocation, addr: string, from: number, to: number, advanced: (n: number) => void): Promise<void> {
-    // Blocks are checksummed in chunks of the protocol's CHUNK_SIZE; ask for whole chunks.
-    const chunkSize = CHUNK_SIZE;
-    const alignedStart = Math.floor(from / chunkSize) * chunkSize;
-    const alignedEnd = Math.min(Math.ceil(to / chunkSize) * chunkSize, block.size);
-    const headers: Record<string, string> = { range: `bytes=${alignedStart}-${alignedEnd - 1}` };
-    if (block.token !== undefined) headers[AUTH_HEADERS.blockToken] = block.token;
-
-    let status = 0;
-    /** An error answer's body (JSON with the storage server's code: ENOENT, EACCES for a refused token...). */
-    let errorBody: Buffer[] | undefined;
-    let errorBytes = 0;
-    let crcs: number[] = [];
-    let chunkStart = alignedStart;
-    let pieces: Buffer[] = [];
-    let filled = 0;
-    let crc = 0;
-    let chunkNo = 0;
-
-    return new Promise<void>((resolve, reject) => {
-      let settled = false;
-      const settle = (err?: SdfsError): void => {
-        if (settled) return;
-        settled = true;
-        this.answer = undefined;
-        this.signal?.removeEventListener('abort', cancel);
-        if (err) reject(err);
-        else resolve();
-      };
-      const fail = (controller: Dispatcher.DispatchController, err: SdfsError): void => {
-        settle(err);
-        controller.abort(err);
-      };
-      const cancel = (): void => this.answer?.abort(new SdfsError('ECANCELED', 'read cancelled'));
-      this.signal?.addEventListener('abort', cancel, { once: true });
-
-      const verify = (controller: Dispatcher.DispatchController, data: Buffer): void => {
-        let off = 0;
-        let full = false;
-        while (off < data.length) {
-          const chunkLen = Math.min(chunkSize, alignedEnd - chunkStart);
-          const piece = data.subarray(off, off + Math.min(chunkLen - filled, data.length - off));
-          if (piece.length === 0) return fail(controller, new SdfsError('EPROTO', 'replica sent more bytes than asked for'));
-          off += piece.length;
-          crc = crc32(piece, crc);
-          pieces.push(piece);
-          filled += piece.length;
-          if (filled < chunkLen) continue;
-          if (crc >>> 0 !== crcs[chunkNo]) return fail(controller, new SdfsError('ECHECKSUM', `chunk ${chunkStart / chunkSize} of block ${block.id} failed its checksum`));
-          // The verified chunk goes on as the pieces it arrived in (no copy), trimmed to [from, to).
-          const lo = Math.max(from, chunkStart) - chunkStart;
-          const hi = Math.min(to, chunkStart + filled) - chunkStart;
-          let at = 0;
-          for (const p of pieces) {
-            const a = Math.max(lo - at, 0);
-            const b = Math.min(hi - at, p.length);
-            if (b > a) {
-              full = !this.push(a === 0 && b === p.length ? p : p.subarray(a, b)) || full;
-              advanced(b - a);
-            }
-            at += p.length;
-          }
-          chunkStart += filled;
-          pieces = [];
-          filled = 0;
-          crc = 0;
-          chunkNo++;
-        }
-        // The reader is full: wait for its next _read.
-        if (full) controller.pause();
-      };
-
-      try {
-        this.dispatcher.dispatch({ origin: addrToUrl(addr), path: `/v1/blocks/${block.id}`, method: 'GET', headers }, {
-          onRequestStart: (controller) => {
-            this.answer = controller;
-            if (this.destroyed || this.signal?.aborted) controller.abort(new SdfsError('ECANCELED', 'read cancelled'));
-          },
-          onResponseStart: (controller, statusCode, h) => {
-            status = statusCode;
-            if (statusCode !== 206 && statusCode !== 200) {
-              errorBody = [];
-              return;
-            }
-            if (Number(h[BLOCK_HEADERS.blockSize]) !== block.size || Number(h[BLOCK_HEADERS.chunkSize]) !== chunkSize) {
-              return fail(controller, new SdfsError('ECHECKSUM', 'replica holds a block of another size'));
-            }
-            crcs = String(h[BLOCK_HEADERS.crcs] ?? '').split(',').filter((x) => x !== '').map((x) => parseInt(x, 16));
-            if (crcs.length !== Math.ceil((alignedEnd - alignedStart) / chunkSize)) {
-              return fail(controller, new SdfsError('EPROTO', 'replica sent the wrong number of checksums'));
-            }
-          },
-          onResponseData: (controller, data) => {
-            if (settled) return;
-            if (!errorBody) return verify(controller, data);
-            errorBytes += data.length;
-            if (errorBytes > MAX_ERROR_BODY) return fail(controller, new SdfsError('EPROTO', `replica answered HTTP ${status} with a large body`));
-            errorBody.push(data);
-          },
-          onResponseEnd: () => {
-            if (errorBody) {
-              let err: SdfsError;
-              try {
-                parseJson(status, Buffer.concat(errorBody).toString('utf8'));
-                err = new SdfsError('EPROTO', `replica answered HTTP ${status}`);
-              } catch (e) {
-                err = toSdfsError(e);
-              }
-              return settle(err);
-            }
-            settle(chunkStart === alignedEnd ? undefined : new SdfsError('EUNAVAILABLE', 'replica closed the connection early'));
-          },
-          onResponseError: (_controller, err) => settle(toSdfsError(err)),
-        });
-      } catch (err) {
-        settle(toSdfsError(err));
-      }
-    });
+    if (this.ended) return callback(err);
+    // Reads may be out: cancelled (with a reason of ours: the default one, a DOMException, costs a
+    // stack trace), their pieces dropped, their connections closed.
+    this.cancel.abort(new SdfsError('ECANCELED', 'read cancelled'));
+    this.pieces.return(undefined).then(() => callback(err), () => callback(err));
   }
 }

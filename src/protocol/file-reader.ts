@@ -5,7 +5,9 @@ import { CHUNK_SIZE } from './blocks.js';
 import { SdfsError, toSdfsError } from './errors.js';
 import { readAhead } from './read-ahead.js';
 import { BLOCK_HEADERS, type BlockLocation, type BlocksResponse, type FileStat } from './messages.js';
-import type { ReplicaFailure } from './file-read-stream.js';
+
+/** Called when a replica fails a read, so that the caller may report or log it (the read goes on from another one). */
+export type ReplicaFailure = (block: BlockLocation, replica: { id: string; addr: string }, err: SdfsError) => void;
 
 /** The default memory of `views`: two buffers of 8 MiB, one being read while the caller has the other. */
 const VIEW_BUFFER = 8 * 1024 * 1024;
@@ -102,6 +104,33 @@ export class FileReader {
       return this.read(view, at, opts.signal).then((n) => {
         if (n !== view.length) throw new SdfsError('EUNAVAILABLE', 'the file ended before its size');
         return view;
+      });
+    });
+  }
+
+  /**
+   * Bytes [start, end) in order, in new buffers of up to `most` bytes, each ending at a checksum
+   * chunk's end (so that no chunk is read twice), one read ahead: for a stream, whose consumer keeps
+   * what it is given.
+   */
+  async *pieces(start: number, end: number, most: number, signal?: AbortSignal): AsyncGenerator<Buffer> {
+    let pos = start;
+    let index = 0;
+    yield* readAhead(2, () => {
+      if (pos >= end) return undefined;
+      const blocks = this.located.blocks;
+      while (index < blocks.length - 1 && pos >= blocks[index]!.offset + blocks[index]!.size) index++;
+      const block = blocks[index]!;
+      const limit = Math.min(end, pos + most, block.offset + block.size);
+      if (limit <= pos) return Promise.reject(new SdfsError('EUNAVAILABLE', `the blocks of ${this.stat.path} end before its size`));
+      // The last chunk boundary of the block within the limit; the limit itself if none.
+      const boundary = block.offset + Math.floor((limit - block.offset) / CHUNK_SIZE) * CHUNK_SIZE;
+      const at = pos;
+      pos = boundary > at ? boundary : limit;
+      const piece = Buffer.allocUnsafe(pos - at);
+      return this.read(piece, at, signal).then((n) => {
+        if (n !== piece.length) throw new SdfsError('EUNAVAILABLE', 'the file ended before its size');
+        return piece;
       });
     });
   }

@@ -6,6 +6,7 @@ import { parsePipeline, sameCrcs, SHA256_BYTES, SHA256_TRAILER, TrailerSplitter,
 import { drained } from '../protocol/drained.js';
 import { eachChunk } from '../protocol/each-chunk.js';
 import { SdfsError, toSdfsError } from '../protocol/errors.js';
+import type { BlockChannel } from '../protocol/block-channel.js';
 import { readBlock } from '../protocol/file-read-stream.js';
 import { parseRange } from '../protocol/range.js';
 import { BLOCK_HEADERS, FetchBlockRequest, type PutBlockResponse } from '../protocol/messages.js';
@@ -52,9 +53,9 @@ export function installStorageAuth(app: FastifyInstance, keys: ClusterKeys): voi
 
 /** The block protocol: clients and other storage servers store, read and delete blocks here. */
 export function registerBlockRoutes(app: FastifyInstance, deps: {
-  store: BlockStore; selfId: string; maxBlockSize: number; dispatcher: Dispatcher; onWipe: () => Promise<void>;
+  store: BlockStore; selfId: string; maxBlockSize: number; dispatcher: Dispatcher; channel: BlockChannel; onWipe: () => Promise<void>;
 }): void {
-  const { store, selfId, maxBlockSize, dispatcher } = deps;
+  const { store, selfId, maxBlockSize, dispatcher, channel } = deps;
 
   // Block bodies are streamed by the handlers, never parsed or buffered by the framework.
   app.addContentTypeParser('*', (_req, _payload, done) => done(null));
@@ -159,7 +160,7 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
       const writer = await store.createWriter(id, maxBlockSize);
       try {
         const located = { id, index: 0, offset: 0, size, sha256, replicas: [{ id, addr: source, alive: true }] };
-        await eachChunk(readBlock(located, 0, size, dispatcher, undefined), (chunk) => writer.write(chunk));
+        await eachChunk(readBlock(located, 0, size, channel, undefined), (chunk) => writer.write(chunk));
         if (writer.bytes !== size) throw new SdfsError('ECHECKSUM', `fetched ${writer.bytes} bytes of ${size}`);
       } catch (err) {
         await writer.abort();

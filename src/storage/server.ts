@@ -2,7 +2,8 @@ import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
 import { newId, ID_PATTERN } from '../protocol/blocks.js';
 import { SdfsError } from '../protocol/errors.js';
-import { clusterDispatcher, deriveKeys } from '../protocol/auth.js';
+import { clusterDispatcher, clusterSigner, deriveKeys } from '../protocol/auth.js';
+import { BlockChannel } from '../protocol/block-channel.js';
 import { callJson, newAgent } from '../protocol/http.js';
 import { installErrorHandler, newApp } from '../protocol/http-server.js';
 import { API_PREFIX, type StorageReport } from '../protocol/messages.js';
@@ -32,12 +33,13 @@ export async function startStorageServer(config: StorageConfig): Promise<Running
   // Every request it sends (to the name server, down a write pipeline, to fetch a block) is signed.
   const agent = newAgent(config.tlsCa);
   const dispatcher = clusterDispatcher(agent, keys);
+  const channel = new BlockChannel({ ca: config.tlsCa, sign: clusterSigner(keys) });
 
   const app = newApp(config.tls);
   installErrorHandler(app);
   installStorageAuth(app, keys);
   app.get('/v1/status', CLUSTER_ONLY, async () => report());
-  registerBlockRoutes(app, { store, selfId: id, maxBlockSize: config.maxBlockSize, dispatcher, onWipe: () => store.wipe() });
+  registerBlockRoutes(app, { store, selfId: id, maxBlockSize: config.maxBlockSize, dispatcher, channel, onWipe: () => store.wipe() });
 
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
@@ -89,6 +91,7 @@ export async function startStorageServer(config: StorageConfig): Promise<Running
       await scrubber.stop();
       await app.close();
       await store.close();
+      channel.close();
       await agent.close();
     },
   };

@@ -5,6 +5,7 @@ import type { Dispatcher } from 'undici';
 import type { ApiCaller } from '../../protocol/api-caller.js';
 import { drained } from '../../protocol/drained.js';
 import { SdfsError, toSdfsError } from '../../protocol/errors.js';
+import type { BlockChannel } from '../../protocol/block-channel.js';
 import { createFileReadStream, type ReplicaFailure } from '../../protocol/file-read-stream.js';
 import { FileWriteStream } from '../../protocol/file-write-stream.js';
 import type { BlocksResponse } from '../../protocol/messages.js';
@@ -24,6 +25,7 @@ export interface TransferSession {
   readonly cwd: string;
   readonly api: ApiCaller;
   readonly dispatcher: Dispatcher;
+  readonly channel: BlockChannel;
   readonly ports: DataPorts;
   readonly config: ClassicConfig;
   /** The client's address as seen on the control connection: where data connections go. */
@@ -108,7 +110,7 @@ export async function classicRead(s: TransferSession, args: string[]): Promise<v
       // Large writes at full speed: the seed's client counts recv() calls, and loses bytes whenever one
       // returns less than 2048, which a full socket buffer makes rare.
       const relocate = (): Promise<BlocksResponse> => s.api<BlocksResponse>('GET', '/fs/blocks', undefined, { path: located.stat.path });
-      const source = createFileReadStream(located, s.dispatcher, { signal: s.signal }, reportBadReplica(s.api), relocate);
+      const source = createFileReadStream(located, s.channel, { signal: s.signal }, reportBadReplica(s.api), relocate);
       await pipeline(source, data);
     } finally {
       data.destroy();

@@ -7,6 +7,7 @@ import { COMMANDS, type CommandSession } from './commands.js';
 import type { ClassicConfig } from './config.js';
 import { classicRead, classicWrite, type TransferSession } from './data.js';
 import { encodeReply, parseRequest, replyType } from './framing.js';
+import type { BlockChannel } from '../../protocol/block-channel.js';
 import type { DataPorts } from './ports.js';
 import { SocketReader } from './reader.js';
 
@@ -14,6 +15,8 @@ import { SocketReader } from './reader.js';
 export interface ClassicServices {
   api: ApiCaller;
   dispatcher: Dispatcher;
+  /** Reads of blocks (see BlockChannel). */
+  channel: BlockChannel;
   ports: DataPorts;
   config: ClassicConfig;
 }
@@ -48,6 +51,7 @@ export class ClassicSession implements CommandSession, TransferSession {
 
   get api(): ApiCaller { return this.services.api; }
   get dispatcher(): Dispatcher { return this.services.dispatcher; }
+  get channel(): BlockChannel { return this.services.channel; }
   get ports(): DataPorts { return this.services.ports; }
   get config(): ClassicConfig { return this.services.config; }
   get signal(): AbortSignal { return this.controller.signal; }
