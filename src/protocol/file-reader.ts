@@ -64,7 +64,9 @@ export class FileReader {
     const end = Math.min(position + dest.length, this.size);
     if (end <= position) return 0;
     const spans: Promise<void>[] = [];
-    for (const block of this.located.blocks) {
+    const blocks = this.located.blocks;
+    for (let i = firstBlockEndingAfter(blocks, position); i < blocks.length && blocks[i]!.offset < end; i++) {
+      const block = blocks[i]!;
       const from = Math.max(position, block.offset) - block.offset;
       const to = Math.min(end, block.offset + block.size) - block.offset;
       if (from < to) spans.push(this.readSpan(block, from, to, dest.subarray(block.offset + from - position), signal, true));
@@ -213,4 +215,16 @@ export class FileReader {
     };
     return this.channel.get(addr, `/v1/blocks/${block.id}`, headers, sinkFor, signal);
   }
+}
+
+/** The index of the first block (in file order) that ends after `position`: a file may have many. */
+function firstBlockEndingAfter(blocks: BlockLocation[], position: number): number {
+  let lo = 0;
+  let hi = blocks.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (blocks[mid]!.offset + blocks[mid]!.size <= position) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
