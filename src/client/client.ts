@@ -36,7 +36,7 @@ export type Progress = (bytes: number) => void;
  */
 export class SdfsClient {
   private readonly agent: Agent;
-  /** Block reads into memory the reader chose (FileReader); streams and JSON go through the agent. */
+  /** Every block read (FileReader, and the streams over it); JSON calls and uploads go through the agent. */
   private readonly channel: BlockChannel;
   private readonly api: ApiCaller;
 
