@@ -247,6 +247,33 @@ describe('reads from a storage server that answers wrongly', () => {
     }
   });
 
+  it('a server that stops answering: the read fails with EUNAVAILABLE after the answer timeout', async () => {
+    const channel = new BlockChannel({ timeouts: { answerMs: 300 } });
+    const failures: string[] = [];
+    const t0 = Date.now();
+    try {
+      await assert.rejects(readWith((s) => s.write(head()), failures, undefined, channel), { code: 'EUNAVAILABLE' });
+    } finally {
+      channel.close();
+    }
+    assert.deepEqual(failures, ['EUNAVAILABLE']);
+    assert.ok(Date.now() - t0 >= 250, 'not before the timeout');
+  });
+
+  it('an idle kept connection is closed after the idle timeout, and the next read opens a new one', async () => {
+    const channel = new BlockChannel({ timeouts: { idleMs: 200 } });
+    try {
+      const ok = (s: Socket): void => void s.write(Buffer.concat([Buffer.from(head()), body]));
+      assert.deepEqual(await readWith(ok, [], undefined, channel), body);
+      assert.equal(sockets.size, 1, 'kept open after the answer');
+      for (let i = 0; i < 100 && sockets.size > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(sockets.size, 0, 'closed once idle for 200 ms');
+      assert.deepEqual(await readWith(ok, [], undefined, channel), body);
+    } finally {
+      channel.close();
+    }
+  });
+
   it('a server that never answers: the caller\'s signal ends the read', async () => {
     await assert.rejects(readWith(() => {}, [], 300), { code: 'ECANCELED' });
   });

@@ -37,13 +37,17 @@ export interface BlockChannelOptions {
   perServer?: number;
   /** Headers that authenticate each request (a server's cluster signature), made for its method and path. */
   sign?: (method: string, path: string) => Record<string, string>;
+  timeouts?: Partial<ChannelTimeouts>;
 }
 
-/** Time allowed to connect, and for a server to answer or send the next piece of its body. */
-const CONNECT_TIMEOUT_MS = 10_000;
-const ANSWER_TIMEOUT_MS = 120_000;
-/** An idle connection is closed after this long (the storage servers keep theirs for 72 s). */
-const IDLE_TIMEOUT_MS = 10_000;
+/** Time allowed to connect, and for a server to answer or send the next piece of its body; an idle
+ * connection is closed after `idleMs` (the storage servers keep theirs for 72 s). */
+export interface ChannelTimeouts {
+  connectMs: number;
+  answerMs: number;
+  idleMs: number;
+}
+const TIMEOUTS: ChannelTimeouts = { connectMs: 10_000, answerMs: 120_000, idleMs: 10_000 };
 const IDLE_PER_SERVER = 16;
 const MAX_HEAD = 16 * 1024;
 const MAX_ERROR_BODY = 64 * 1024;
@@ -56,12 +60,14 @@ export class BlockChannel {
   private readonly ca: string[] | undefined;
   private readonly perServer: number;
   private readonly sign: BlockChannelOptions['sign'];
+  private readonly timeouts: ChannelTimeouts;
   private closed = false;
 
   constructor(opts: BlockChannelOptions = {}) {
     this.ca = opts.ca ? [...tls.rootCertificates, opts.ca.toString('utf8')] : undefined;
     this.perServer = opts.perServer ?? 64;
     this.sign = opts.sign;
+    this.timeouts = { ...TIMEOUTS, ...opts.timeouts };
   }
 
   /**
@@ -79,7 +85,7 @@ export class BlockChannel {
       // before any answer: the request goes on the next one, and at last on a new one.
       for (;;) {
         const reused = this.takeIdle(addr);
-        const conn = reused ?? new Connection(addr, this.ca);
+        const conn = reused ?? new Connection(addr, this.ca, this.timeouts);
         try {
           await conn.exchange(request, sinkFor, signal);
         } catch (err) {
@@ -222,7 +228,7 @@ class Connection {
   answered = false;
   dead = false;
 
-  constructor(addr: string, ca: string[] | undefined) {
+  constructor(addr: string, ca: string[] | undefined, private readonly timeouts: ChannelTimeouts) {
     const secure = addr.startsWith('https://');
     const url = new URL(secure ? addr : `http://${addr}`);
     const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
@@ -232,8 +238,8 @@ class Connection {
       ? tls.connect({ host, port, ...(net.isIP(host) ? {} : { servername: host }), ...(ca ? { ca } : {}), onread } as tls.ConnectionOptions)
       : net.connect({ host, port, onread });
     this.socket.setNoDelay(true);
-    this.socket.setTimeout(CONNECT_TIMEOUT_MS);
-    this.socket.once(secure ? 'secureConnect' : 'connect', () => this.socket.setTimeout(ANSWER_TIMEOUT_MS));
+    this.socket.setTimeout(timeouts.connectMs);
+    this.socket.once(secure ? 'secureConnect' : 'connect', () => this.socket.setTimeout(timeouts.answerMs));
     this.socket.on('timeout', () => this.socket.destroy(new SdfsError('EUNAVAILABLE', `storage server ${addr} did not answer in time`)));
     this.socket.on('error', (err) => this.finish(toSdfsError(err)));
     this.socket.on('close', () => {
@@ -249,7 +255,7 @@ class Connection {
 
   exchange(request: Buffer, sinkFor: (head: AnswerHead) => BodySink, signal: AbortSignal | undefined): Promise<void> {
     this.onIdleEnd = undefined;
-    this.socket.setTimeout(this.socket.connecting ? CONNECT_TIMEOUT_MS : ANSWER_TIMEOUT_MS);
+    this.socket.setTimeout(this.socket.connecting ? this.timeouts.connectMs : this.timeouts.answerMs);
     this.answered = false;
     this.state = 'head';
     this.head = [];
@@ -273,7 +279,7 @@ class Connection {
   /** Parks the connection: bytes or a close from the server now end it. */
   idleUntilReused(onEnd: () => void): void {
     this.onIdleEnd = onEnd;
-    this.socket.setTimeout(IDLE_TIMEOUT_MS);
+    this.socket.setTimeout(this.timeouts.idleMs);
   }
 
   destroy(err?: Error): void {
