@@ -3,7 +3,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
 import { AUTH_HEADERS, checkBlockToken, verifyRequest, type BlockOp, type ClusterKeys } from '../protocol/auth.js';
 import { parsePipeline, sameCrcs, SHA256_BYTES, SHA256_TRAILER, TrailerSplitter, validateId } from '../protocol/blocks.js';
-import { drained } from '../protocol/drained.js';
 import { eachChunk } from '../protocol/each-chunk.js';
 import { SdfsError, toSdfsError } from '../protocol/errors.js';
 import type { BlockChannel } from '../protocol/block-channel.js';
@@ -187,23 +186,37 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
 
 /**
  * Answers with a range's units, each buffer given back in its write's callback (once the socket has
- * it), waiting for 'drain' when the socket is full. An error after the status line was sent can only
- * cut the answer short: the reader sees fewer bytes than the content-length, or a checksum mismatch,
- * and reads the rest from another replica.
+ * it), with at most two units handed to the response at a time. Paced by the write callbacks, not by
+ * 'drain': an answer on a kept-alive connection whose previous answer has not yet finished is queued
+ * inside node:http, and a 'drain' for it was seen never to come (the block file then stayed open).
+ * An error after the status line was sent can only cut the answer short: the reader sees fewer bytes
+ * than the content-length, or a checksum mismatch, and reads the rest from another replica.
  */
 async function sendUnits(res: ServerResponse, status: number, headers: Record<string, string>, range: RangeReader): Promise<void> {
-  res.writeHead(status, headers);
+  // A write's callback may never come for an answer whose connection is gone: its close ends the wait.
+  const closed = new Promise<void>((resolve) => (res.destroyed ? resolve() : res.once('close', resolve)));
   try {
+    res.writeHead(status, headers);
+    let previous: Promise<void> | undefined;
     for await (const unit of range.units()) {
       if (res.destroyed) {
         unit.release();
         return;
       }
-      if (!res.write(unit.data, unit.release)) await drained(res);
+      const written = new Promise<void>((resolve) => res.write(unit.data, () => {
+        unit.release();
+        resolve();
+      }));
+      if (previous) await Promise.race([previous, closed]);
+      previous = written;
     }
+    if (previous) await Promise.race([previous, closed]);
     res.end();
   } catch {
     res.destroy();
+  } finally {
+    // Not iterated if the answer failed before its first unit: the file is still open.
+    await range.close();
   }
 }
 
