@@ -1,7 +1,7 @@
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { SdfsError, toSdfsError } from './errors.js';
-import { parseJson } from './http.js';
+import { addrToUrl, parseJson } from './http.js';
 
 /**
  * Block reads over plain HTTP/1.1 connections whose bytes the kernel copies straight into memory the
@@ -163,12 +163,14 @@ export class BlockChannel {
 function requestBytes(addr: string, path: string, headers: Record<string, string>): Buffer {
   const host = addr.replace(/^https:\/\//, '');
   let text = `GET ${path} HTTP/1.1\r\nhost: ${host}\r\n`;
-  for (const [name, value] of Object.entries(headers)) text += `${name}: ${value}\r\n`;
-  text += '\r\n';
-  if (!/^[\x20-\x7e\r\n]*$/.test(text) || /[\r\n]/.test(path + host + Object.entries(headers).flat().join(''))) {
-    throw new SdfsError('EINVAL', 'a block request may hold printable ASCII only');
+  let parts = path + host;
+  for (const [name, value] of Object.entries(headers)) {
+    text += `${name}: ${value}\r\n`;
+    parts += name + value;
   }
-  return Buffer.from(text, 'latin1');
+  // No part may hold a line break (or anything but printable ASCII): it would end the line early.
+  if (/[^\x20-\x7e]/.test(parts)) throw new SdfsError('EINVAL', 'a block request may hold printable ASCII only');
+  return Buffer.from(`${text}\r\n`, 'latin1');
 }
 
 /** Parses an answer's head (the bytes before the blank line). */
@@ -230,7 +232,7 @@ class Connection {
 
   constructor(addr: string, ca: string[] | undefined, private readonly timeouts: ChannelTimeouts) {
     const secure = addr.startsWith('https://');
-    const url = new URL(secure ? addr : `http://${addr}`);
+    const url = new URL(addrToUrl(addr));
     const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
     const port = Number(url.port || (secure ? 443 : 80));
     const onread = { buffer: () => this.nextSpace(), callback: (n: number) => this.onData(n) };

@@ -29,11 +29,7 @@ export function createFileReadStream(
   relocate?: () => Promise<BlocksResponse>,
 ): Readable {
   const reader = new FileReader(located, channel, onFailure, relocate);
-  const start = opts.start ?? 0;
-  const end = Math.min(opts.end ?? reader.size, reader.size);
-  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || start > end) {
-    throw new SdfsError('EINVAL', `invalid range ${start}-${end}`);
-  }
+  const [start, end] = reader.range(opts.start, opts.end);
   return new FileReadStream(reader, start, end, opts.signal);
 }
 

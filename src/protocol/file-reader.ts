@@ -85,11 +85,7 @@ export class FileReader {
    * asks for the next: copy what must outlive that. The next `depth - 1` pieces are read meanwhile.
    */
   async *views(opts: ViewOptions = {}): AsyncGenerator<Uint8Array> {
-    const start = opts.start ?? 0;
-    const end = Math.min(opts.end ?? this.size, this.size);
-    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || start > end) {
-      throw new SdfsError('EINVAL', `invalid range ${start}-${end}`);
-    }
+    const [start, end] = this.range(opts.start, opts.end);
     const size = Math.max(1, Math.min(opts.bufferSize ?? VIEW_BUFFER, end - start));
     const depth = Math.max(1, opts.depth ?? VIEW_DEPTH);
     const buffers: Buffer[] = [];
@@ -103,11 +99,17 @@ export class FileReader {
       const view = buffer.subarray(0, Math.min(size, end - pos));
       const at = pos;
       pos += view.length;
-      return this.read(view, at, opts.signal).then((n) => {
-        if (n !== view.length) throw new SdfsError('EUNAVAILABLE', 'the file ended before its size');
-        return view;
-      });
+      return this.readFully(view, at, opts.signal);
     });
+  }
+
+  /** [start, end) checked, the end clamped to the file's size (both default to the whole file). */
+  range(start = 0, end = this.size): [number, number] {
+    const to = Math.min(end, this.size);
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(to) || start < 0 || start > to) {
+      throw new SdfsError('EINVAL', `invalid range ${start}-${end}`);
+    }
+    return [start, to];
   }
 
   /**
@@ -117,24 +119,23 @@ export class FileReader {
    */
   async *pieces(start: number, end: number, most: number, signal?: AbortSignal): AsyncGenerator<Buffer> {
     let pos = start;
-    let index = 0;
     yield* readAhead(2, () => {
       if (pos >= end) return undefined;
-      const blocks = this.located.blocks;
-      while (index < blocks.length - 1 && pos >= blocks[index]!.offset + blocks[index]!.size) index++;
-      const block = blocks[index]!;
+      const block = this.located.blocks[firstBlockEndingAfter(this.located.blocks, pos)];
+      if (!block) return Promise.reject(new SdfsError('EUNAVAILABLE', `the blocks of ${this.stat.path} end before its size`));
       const limit = Math.min(end, pos + most, block.offset + block.size);
-      if (limit <= pos) return Promise.reject(new SdfsError('EUNAVAILABLE', `the blocks of ${this.stat.path} end before its size`));
       // The last chunk boundary of the block within the limit; the limit itself if none.
       const boundary = block.offset + Math.floor((limit - block.offset) / CHUNK_SIZE) * CHUNK_SIZE;
       const at = pos;
       pos = boundary > at ? boundary : limit;
-      const piece = Buffer.allocUnsafe(pos - at);
-      return this.read(piece, at, signal).then((n) => {
-        if (n !== piece.length) throw new SdfsError('EUNAVAILABLE', 'the file ended before its size');
-        return piece;
-      });
+      return this.readFully(Buffer.allocUnsafe(pos - at), at, signal);
     });
+  }
+
+  /** `read`, for a range known to be inside the file: all of `dest`, or an error. */
+  private async readFully<T extends Uint8Array>(dest: T, position: number, signal: AbortSignal | undefined): Promise<T> {
+    if (await this.read(dest, position, signal) !== dest.length) throw new SdfsError('EUNAVAILABLE', 'the file ended before its size');
+    return dest;
   }
 
   /** Bytes [from, to) of one block into `dest`, from its replicas in turn. */
