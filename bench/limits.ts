@@ -7,7 +7,7 @@
  *   disk.fsync4k    4 KiB files, each written and fdatasync'd, 16 at a time, for a few seconds: the small-file ceiling
  *   tcp             2 GiB over one loopback socket, from a child process to this one
  *   http.c1/c16     HTTP round trips/s (node:http server in a child, undici client here), 1 and 16 at once, for a few seconds each
- *   sha256, crc32   hashing throughput of node:crypto's SHA-256 and of the CRC-32 sdfs uses (@node-rs/crc32) on one core
+ *   digest, crc32   hashing throughput of the block digest (XXH3-64, @node-rs/xxhash) and of the CRC-32 sdfs uses (@node-rs/crc32) on one core
  *
  * All on the same file system as the cluster's data dir (the `dir` given). A full run measures them
  * at the start and again at the end and keeps the higher of the two (`combineLimits`):
@@ -15,13 +15,13 @@
  * that a busy moment during the limits does not flatter the figures.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdir, open, rm } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { crc32 } from '@node-rs/crc32';
 import { Agent, request } from 'undici';
+import { createDigester } from '../src/protocol/block-digest.js';
 import { dropCache, itemData, KiB, log, MiB, GiB, runPool, seconds } from './util.js';
 
 export interface Limit {
@@ -34,7 +34,7 @@ export interface Limit {
   samples?: number[];
 }
 
-export type LimitId = 'disk.write' | 'disk.readCold' | 'disk.fsync4k' | 'tcp' | 'http.c1' | 'http.c16' | 'sha256' | 'crc32';
+export type LimitId = 'disk.write' | 'disk.readCold' | 'disk.fsync4k' | 'tcp' | 'http.c1' | 'http.c16' | 'digest' | 'crc32';
 export type Limits = Record<LimitId, Limit>;
 
 export interface LimitSizes {
@@ -66,7 +66,7 @@ export async function measureLimits(dir: string, sizes: LimitSizes): Promise<Lim
   const tcp = await tcpThroughput(sizes.tcp);
   log('limits: HTTP round trips');
   const http = await httpRoundTrips(sizes.httpSeconds);
-  log('limits: SHA-256 and CRC-32');
+  log('limits: block digest and CRC-32');
   return {
     'disk.write': { name: 'disk write + fdatasync', value: write, unit: 'MiB/s', detail: `${sizes.disk / MiB} MiB in 8 MiB writes, one fdatasync` },
     'disk.readCold': {
@@ -77,7 +77,7 @@ export async function measureLimits(dir: string, sizes: LimitSizes): Promise<Lim
     tcp: { name: 'TCP loopback, 1 socket', value: tcp, unit: 'MiB/s', detail: `${sizes.tcp / MiB} MiB, sender in a child process` },
     'http.c1': { name: 'HTTP round trips, 1 at a time', value: http.c1, unit: 'req/s', detail: `for ${sizes.httpSeconds} s; node:http server in a child, undici client` },
     'http.c16': { name: 'HTTP round trips, 16 at once', value: http.c16, unit: 'req/s', detail: `for ${sizes.httpSeconds} s; node:http server in a child, undici client` },
-    sha256: { name: 'SHA-256 (node:crypto)', value: hashRate(sizes.hash, (h, b) => h.update(b)), unit: 'MiB/s', detail: `${sizes.hash / MiB} MiB in 1 MiB updates` },
+    digest: { name: 'block digest, XXH3-64', value: digestRate(sizes.hash), unit: 'MiB/s', detail: `${sizes.hash / MiB} MiB in 1 MiB updates` },
     crc32: { name: 'CRC-32 (@node-rs/crc32)', value: crcRate(sizes.hash), unit: 'MiB/s', detail: `${sizes.hash / MiB} MiB in 1 MiB updates` },
   };
 }
@@ -215,10 +215,10 @@ export async function httpRoundTrips(forS: number): Promise<{ c1: number; c16: n
   }
 }
 
-function hashRate(size: number, update: (h: ReturnType<typeof createHash>, b: Buffer) => void): number {
-  const h = createHash('sha256');
+function digestRate(size: number): number {
+  const h = createDigester();
   const t0 = performance.now();
-  for (let off = 0; off < size; off += MiB) update(h, itemData(off / MiB, MiB));
+  for (let off = 0; off < size; off += MiB) h.update(itemData(off / MiB, MiB));
   h.digest();
   return mibps(size, seconds(t0));
 }

@@ -42,7 +42,7 @@ describe('calls the library saves: pooled uploads, block lists together', () => 
     await sender.write(bytes);
     const r = await sender.finish();
     assert.ok(r.reply, r.error?.message);
-    return { blockId: up.first.blockId, index: 0, size: r.size, sha256: r.reply.sha256, replicas: r.reply.stored };
+    return { blockId: up.first.blockId, index: 0, size: r.size, digest: r.reply.digest, replicas: r.reply.stored };
   }
 
   it('the route opens uploads with their first block placed, and each is named by its commit, once', async () => {

@@ -21,11 +21,11 @@ const newId = (): string => randomBytes(16).toString('hex');
  * of uploads in progress.
  */
 function fill(db: Db, known: string[], notHeld: string[]): void {
-  const block = db.prepare('INSERT INTO blocks (id, size, sha256, created) VALUES (?, 1, ?, 0)');
+  const block = db.prepare('INSERT INTO blocks (id, size, digest, created) VALUES (?, 1, ?, 0)');
   const replica = db.prepare('INSERT INTO replicas (block, storage) VALUES (?, ?)');
   db.transaction(() => {
     for (const id of known) {
-      block.run(id, '0'.repeat(64));
+      block.run(id, `xxh3:${'0'.repeat(16)}`);
       if (!notHeld.includes(id)) replica.run(id, STORAGE);
     }
   })();

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { newId } from '../src/protocol/blocks.js';
 import { BlockStore } from '../src/storage/block-store.js';
-import { sha256 } from './helpers/data.js';
+import { blockDigest, sha256 } from './helpers/data.js';
 
 describe('block store on disk', () => {
   let dir: string;
@@ -23,7 +23,7 @@ describe('block store on disk', () => {
     for (let off = 0; off < data.length; off += 100_000) await w.write(data.subarray(off, off + 100_000));
     const meta = await w.commit();
     assert.equal(meta.size, data.length);
-    assert.equal(meta.sha256, sha256(data));
+    assert.equal(meta.digest, blockDigest(data));
     assert.equal(meta.crcs.length, 4);
 
     const reopened = new BlockStore(join(dir, 'a'));

@@ -56,7 +56,7 @@ describe('the classic protocol on the name server port', () => {
     assert.match(await c.info('a.txt'), /^size=0 blocks=0 replication=3/);
     await c.write('w.txt', Buffer.from('hello dfs\n'), 10);
     const info = await c.info('w.txt');
-    assert.match(info, /^size=10 blocks=1 replication=3 blocksize=65536\nblock 0: 10 bytes, sha256 [0-9a-f]{16}\.\.\., replicas (127\.0\.0\.1:\d+(, )?){3}$/);
+    assert.match(info, /^size=10 blocks=1 replication=3 blocksize=65536\nblock 0: 10 bytes, digest xxh3:[0-9a-f]{16}, replicas (127\.0\.0\.1:\d+(, )?){3}$/);
     assert.match(await c.info('nope'), /^Error: no such file or directory: \/cmd\/nope$/);
 
     // copy and move: a new name; `DIR/` (into DIR, which must exist); an existing DIR without the slash

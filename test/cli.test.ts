@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import type { FileStat, SdfsClient } from '../src/client/index.js';
 import type { BlockLocation, ClusterResponse } from '../src/protocol/messages.js';
 import { CLI, Cluster, runCli } from './helpers/cluster.js';
-import { sha256, sha256Of } from './helpers/data.js';
+import { blockDigest, sha256, sha256Of } from './helpers/data.js';
 
 // The one-shot subcommands of `sdfs`, run as real processes against a real cluster: their output,
 // their exit codes and one-line errors, the namespace and bytes they leave (checked through the
@@ -293,7 +293,7 @@ describe('sdfs subcommands', () => {
       assert.equal(b.index, i);
       assert.equal(b.offset, i * BLOCK);
       assert.equal(b.size, i < 3 ? BLOCK : 10);
-      assert.equal(b.sha256, sha256(data.subarray(b.offset, b.offset + b.size)));
+      assert.equal(b.digest, blockDigest(data.subarray(b.offset, b.offset + b.size)));
       assert.equal(b.id, located.blocks[i]!.id);
       assert.equal(b.replicas.length, 3);
       assert.equal(new Set(b.replicas.map((r) => r.id)).size, 3, 'distinct storage ids');

@@ -194,7 +194,7 @@ describe('reads from a storage server that answers wrongly', () => {
     const port = (server.address() as { port: number }).port;
     const located = {
       stat: { path: '/x', type: 'file', size: body.length },
-      blocks: [{ id: 'b'.repeat(32), index: 0, offset: 0, size: body.length, sha256: '', replicas: [{ id: 's1', addr: `127.0.0.1:${port}`, alive: true }] }],
+      blocks: [{ id: 'b'.repeat(32), index: 0, offset: 0, size: body.length, digest: '', replicas: [{ id: 's1', addr: `127.0.0.1:${port}`, alive: true }] }],
     } as unknown as BlocksResponse;
     const channel = kept ?? new BlockChannel();
     try {

@@ -79,7 +79,7 @@ const moveBody = fc.record({ from: hostilePath, to: hostilePath, overwrite: flag
 const uploadBody = fc.record({ path: hostilePath, overwrite: flag, replication: count, blockSize: count, allocate: flag }, { requiredKeys: ['path'] });
 const blockReport = fc.record({
   index: maybe(count), exclude: maybe(fc.array(fc.oneof(HEX32, fc.string()), { maxLength: 70 })), blockId: maybe(fc.oneof(HEX32, fc.string())),
-  size: maybe(count), sha256: maybe(fc.oneof(fc.stringMatching(/^[0-9a-f]{64}$/), fc.string())), replicas: maybe(fc.array(fc.oneof(HEX32, fc.string()), { maxLength: 20 })),
+  size: maybe(count), digest: maybe(fc.oneof(fc.stringMatching(/^xxh3:[0-9a-f]{16}$/), fc.stringMatching(/^sha256:[0-9a-f]{64}$/), fc.string())), replicas: maybe(fc.array(fc.oneof(HEX32, fc.string()), { maxLength: 20 })),
 }, { requiredKeys: [] });
 const commitBody = fc.record({ last: maybe(fc.oneof(blockReport, jsonish)) }, { requiredKeys: [] });
 

@@ -181,7 +181,7 @@ describe('hostile input', () => {
         '%ff', '%c0%ae%c0%ae', `${'0'.repeat(32)}%2f..`, '..%5c..%5cstorage.json', 'a'.repeat(300), '0'.repeat(64), 'ABCDEF0123456789ABCDEF0123456789', 'tmp', '%2ftmp'];
       for (const id of ids) {
         for (const [method, suffix] of [['GET', ''], ['PUT', ''], ['DELETE', ''], ['POST', '/fetch']] as const) {
-          const body = method === 'PUT' ? randomBytes(100) : method === 'POST' ? JSON.stringify({ source: '127.0.0.1:1', size: 1, sha256: '0'.repeat(64) }) : undefined;
+          const body = method === 'PUT' ? randomBytes(100) : method === 'POST' ? JSON.stringify({ source: '127.0.0.1:1', size: 1, digest: `xxh3:${'0'.repeat(16)}` }) : undefined;
           // Signed as sent: a URL parser resolves dots first.
           const url = new URL(`http://127.0.0.1:${s.port}/v1/blocks/${id}${suffix}`);
           const headers: Record<string, string> = { ...auth.signed(method, url.pathname + url.search), ...(method === 'POST' ? { 'content-type': 'application/json' } : {}) };

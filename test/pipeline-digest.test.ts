@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -11,14 +11,15 @@ import { newId, TrailerSplitter } from '../src/protocol/blocks.js';
 import { AUTH_HEADERS } from '../src/protocol/auth.js';
 import { BLOCK_HEADERS } from '../src/protocol/messages.js';
 import { Cluster } from './helpers/cluster.js';
-import { sha256 } from './helpers/data.js';
+import { createDigester, digestFromBytes, digestToBytes } from '../src/protocol/block-digest.js';
+import { blockDigest } from './helpers/data.js';
 
 /** A block file as a storage server keeps it: [data][trailer JSON][trailer length u32 BE]["SDB1"]. */
-async function blockFile(dataDir: string, id: string): Promise<{ data: Buffer; meta: { sha256: string; size: number; crcs: number[] } }> {
+async function blockFile(dataDir: string, id: string): Promise<{ data: Buffer; meta: { v: number; digest: string; size: number; crcs: number[] } }> {
   const raw = await readFile(join(dataDir, 'blocks', id.slice(0, 2), id));
   assert.equal(raw.subarray(raw.length - 4).toString(), 'SDB1');
   const len = raw.readUInt32BE(raw.length - 8);
-  const meta = JSON.parse(raw.subarray(raw.length - 8 - len, raw.length - 8).toString()) as { sha256: string; size: number; crcs: number[] };
+  const meta = JSON.parse(raw.subarray(raw.length - 8 - len, raw.length - 8).toString()) as { v: number; digest: string; size: number; crcs: number[] };
   return { data: raw.subarray(0, raw.length - 8 - len), meta };
 }
 
@@ -26,9 +27,9 @@ describe('the trailer splitter', () => {
   it('hands on every byte before the trailer, however the body is cut, and keeps the trailer', () => {
     for (let round = 0; round < 200; round++) {
       const data = randomBytes(Math.floor(Math.random() * 300));
-      const digest = randomBytes(32);
+      const digest = randomBytes(8);
       const body = Buffer.concat([data, digest]);
-      const split = new TrailerSplitter();
+      const split = new TrailerSplitter(8);
       const out: Buffer[] = [];
       for (let off = 0; off < body.length;) {
         const n = 1 + Math.floor(Math.random() * (round % 2 ? 40 : 3));
@@ -38,9 +39,31 @@ describe('the trailer splitter', () => {
       assert.deepEqual(Buffer.concat(out), data);
       assert.deepEqual(split.end(), digest);
     }
-    const short = new TrailerSplitter();
-    assert.deepEqual(short.push(randomBytes(31)), []);
+    const short = new TrailerSplitter(8);
+    assert.deepEqual(short.push(randomBytes(7)), []);
     assert.equal(short.end(), undefined);
+  });
+});
+
+describe('block digests', () => {
+  it('are XXH3-64 with seed 0, hashed piece by piece as in one call', () => {
+    // The reference value of XXH3-64 for no input, from xxHash's own sanity checks.
+    assert.equal(createDigester().digest(), 'xxh3:2d06800538d394c2');
+    const data = randomBytes(3 * 1024 * 1024 + 17);
+    const hash = createDigester();
+    for (let off = 0; off < data.length; off += 65_536 + 3) hash.update(data.subarray(off, off + 65_536 + 3));
+    assert.equal(hash.digest(), blockDigest(data));
+  });
+
+  it('blocks written before keep their SHA-256, which is still computed and checked', () => {
+    const data = randomBytes(1000);
+    const hash = createDigester('sha256');
+    hash.update(data);
+    const digest = hash.digest();
+    assert.equal(digest, `sha256:${createHash('sha256').update(data).digest('hex')}`);
+    assert.equal(digestFromBytes('sha256', digestToBytes(digest)), digest);
+    assert.throws(() => digestToBytes('sha256:00'), /invalid block digest/);
+    assert.throws(() => digestFromBytes('xxh3', randomBytes(32)), /8 bytes/);
   });
 });
 
@@ -51,7 +74,7 @@ describe('a block hashed once down the pipeline', () => {
   before(async () => { cluster = await Cluster.start({ storages: 3, replication: 3, blockSize: 4 * 1024 * 1024 }); });
   after(async () => { await cluster?.stop(); });
 
-  it('every replica holds the same bytes and the true SHA-256, for a block sent whole and for a streamed one', async () => {
+  it('every replica holds the same bytes and the true digest, for a block sent whole and for a streamed one', async () => {
     const client = cluster.client();
     // 5,000 bytes go whole (with a content-length); 4 MiB + 3 MiB are streamed, several chunks each.
     const files = new Map([['/small', randomBytes(5000)], ['/large', randomBytes(7 * 1024 * 1024 + 123)]]);
@@ -62,12 +85,13 @@ describe('a block hashed once down the pipeline', () => {
       for (const b of blocks) {
         const expected = data.subarray(offset, offset + b.size);
         offset += b.size;
-        assert.equal(b.sha256, sha256(expected), `${path}: the name server's digest`);
+        assert.equal(b.digest, blockDigest(expected), `${path}: the name server's digest`);
         assert.equal(b.replicas.length, 3);
         const copies = await Promise.all(cluster.storages.map((s) => blockFile(s.dataDir, b.id)));
         for (const [i, copy] of copies.entries()) {
           assert.ok(copy.data.equals(expected), `${path} block ${b.index}: replica ${i} holds other bytes`);
-          assert.equal(copy.meta.sha256, sha256(expected), `${path} block ${b.index}: replica ${i} recorded another digest`);
+          assert.equal(copy.meta.v, 2);
+          assert.equal(copy.meta.digest, blockDigest(expected), `${path} block ${b.index}: replica ${i} recorded another digest`);
           assert.deepEqual(copy.meta.crcs, copies[0]!.meta.crcs);
         }
       }
@@ -80,8 +104,8 @@ describe('a block hashed once down the pipeline', () => {
     const s = cluster.storages[0]!;
     const data = randomBytes(1000);
     const res = await request(`http://127.0.0.1:${s.port}/v1/blocks/${id}`, {
-      method: 'PUT', body: Buffer.concat([data, randomBytes(32)]),
-      headers: { [AUTH_HEADERS.blockToken]: cluster.blockToken(id, 'write'), [BLOCK_HEADERS.trailer]: 'sha256' },
+      method: 'PUT', body: Buffer.concat([data, randomBytes(8)]),
+      headers: { [AUTH_HEADERS.blockToken]: cluster.blockToken(id, 'write'), [BLOCK_HEADERS.trailer]: 'xxh3' },
     });
     const body = await res.body.json() as { error: { code: string } };
     assert.equal(res.statusCode, 403);
@@ -101,7 +125,7 @@ describe('a block hashed once down the pipeline', () => {
         const body = Buffer.concat(chunks);
         res.setHeader('content-type', 'application/json');
         res.end(JSON.stringify({
-          id: req.url!.split('/').pop(), size: body.length - 32, sha256: body.subarray(body.length - 32).toString('hex'), crcs: [12345], stored: [newId()],
+          id: req.url!.split('/').pop(), size: body.length - 8, digest: digestFromBytes('xxh3', body.subarray(body.length - 8)), crcs: [12345], stored: [newId()],
         }));
       });
     });
@@ -118,10 +142,10 @@ describe('a block hashed once down the pipeline', () => {
           [BLOCK_HEADERS.pipeline]: `${fakeId}@127.0.0.1:${(fake.address() as AddressInfo).port}`,
         },
       });
-      const reply = await res.body.json() as { sha256: string; stored: string[]; failed?: { id: string }[] };
+      const reply = await res.body.json() as { digest: string; stored: string[]; failed?: { id: string }[] };
       assert.equal(res.statusCode, 200);
-      assert.equal(trailerSeen, 'sha256');
-      assert.equal(reply.sha256, sha256(data));
+      assert.equal(trailerSeen, 'xxh3');
+      assert.equal(reply.digest, blockDigest(data));
       assert.equal(reply.stored.length, 1, 'the copy with other checksums was counted as stored');
       assert.deepEqual(reply.failed?.map((f) => f.id), [fakeId]);
       assert.ok((await blockFile(cluster.storages[0]!.dataDir, id)).data.equals(data));

@@ -117,7 +117,7 @@ describe('the cluster secret and block tokens', () => {
     assert.equal((await raw(`${url}/v1/blocks/${block}`, { method: 'DELETE' })).status, 401);
     assert.equal((await raw(`${url}/v1/wipe`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status, 401);
     assert.equal((await raw(`${url}/v1/blocks/${block}/fetch`, { method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ source: '127.0.0.1:1', size: 1, sha256: '0'.repeat(64) }) })).status, 401);
+      body: JSON.stringify({ source: '127.0.0.1:1', size: 1, digest: `xxh3:${'0'.repeat(16)}` }) })).status, 401);
     assert.equal((await raw(`${url}/v1/status`)).status, 401);
     // A read token does not let its bearer delete either.
     const token = issueBlockToken(keys, block, 'read', 60_000);

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import type { SdfsClient } from '../src/client/index.js';
 import { formatSize } from '../src/cli/units.js';
 import { Cluster } from './helpers/cluster.js';
-import { sha256, sha256Of } from './helpers/data.js';
+import { blockDigest, sha256, sha256Of } from './helpers/data.js';
 
 // The interactive shell (`sdfs shell`), driven through its standard input by real processes: every
 // command, its errors, quoting and unicode names. Each mutation is checked through the client library
@@ -234,13 +234,13 @@ describe('sdfs shell', () => {
     for (let i = 0; i < 4; i++) {
       const at = file.findIndex((l) => l.startsWith(`block ${i}: `));
       assert.ok(at > 0, `block ${i} is listed`);
-      const m = /^block (\d+): id ([0-9a-f]{32}), offset (\d+), (\d+) bytes, sha256 ([0-9a-f]{64})$/.exec(file[at]!);
+      const m = /^block (\d+): id ([0-9a-f]{32}), offset (\d+), (\d+) bytes, digest (xxh3:[0-9a-f]{16})$/.exec(file[at]!);
       assert.ok(m, file[at]);
       const [offset, size] = [Number(m[3]), Number(m[4])];
       assert.equal(offset, i * BLOCK);
       assert.equal(size, i < 3 ? BLOCK : 100);
       assert.equal(m[2], located.blocks[i]!.id);
-      assert.equal(m[5], sha256(data.subarray(offset, offset + size)), 'the checksum is that of the block bytes');
+      assert.equal(m[5], blockDigest(data.subarray(offset, offset + size)), 'the digest is that of the block bytes');
       const rm = /^ {2}replicas \(3\): (\S+), (\S+), (\S+)$/.exec(file[at + 1]!);
       assert.ok(rm, file[at + 1]);
       const replicas = rm.slice(1, 4).map((x) => x.split('@') as [string, string]);

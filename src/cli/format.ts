@@ -26,7 +26,7 @@ export function formatInfo(stat: FileStat, located?: BlocksResponse): string {
   }
   lines.push(`created:     ${formatTime(stat.ctime)}`, `modified:    ${formatTime(stat.mtime)}`);
   for (const b of located?.blocks ?? []) {
-    lines.push(`block ${b.index}: id ${b.id}, offset ${b.offset}, ${b.size} bytes, sha256 ${b.sha256}`);
+    lines.push(`block ${b.index}: id ${b.id}, offset ${b.offset}, ${b.size} bytes, digest ${b.digest}`);
     lines.push(`  replicas (${b.replicas.length}): ` + b.replicas.map((r) => `${r.id.slice(0, 8)}@${r.addr}${r.alive ? '' : ' (dead)'}`).join(', '));
   }
   return lines.join('\n');

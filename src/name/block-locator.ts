@@ -17,8 +17,8 @@ export class BlockLocator {
     private readonly keys: ClusterKeys, private readonly tokenTtlMs: number) {
     // Prepared once: this runs for every read of every file.
     this.q = {
-      blocks: db.prepare<[number], { idx: number; id: string; size: number; sha256: string }>(
-        'SELECT fb.idx, b.id, b.size, b.sha256 FROM file_blocks fb JOIN blocks b ON b.id = fb.block WHERE fb.file = ? ORDER BY fb.idx'),
+      blocks: db.prepare<[number], { idx: number; id: string; size: number; digest: string }>(
+        'SELECT fb.idx, b.id, b.size, b.digest FROM file_blocks fb JOIN blocks b ON b.id = fb.block WHERE fb.file = ? ORDER BY fb.idx'),
       replicas: db.prepare<[string], string>('SELECT storage FROM replicas WHERE block = ?').pluck(),
       count: db.prepare<[number], number>('SELECT count(*) FROM file_blocks WHERE file = ?').pluck(),
     };
@@ -41,7 +41,7 @@ export class BlockLocator {
       }
       shuffle(replicas);
       replicas.sort((a, b) => Number(b.alive) - Number(a.alive));
-      const out = { id: r.id, index: r.idx, offset, size: r.size, sha256: r.sha256, replicas, token: issueBlockToken(this.keys, r.id, 'read', this.tokenTtlMs) };
+      const out = { id: r.id, index: r.idx, offset, size: r.size, digest: r.digest, replicas, token: issueBlockToken(this.keys, r.id, 'read', this.tokenTtlMs) };
       offset += r.size;
       return out;
     });

@@ -48,7 +48,7 @@ export function reportSlices(blocks: string[], per = 8192): { range: IdRange; id
 export interface BlockState {
   id: string;
   size: number;
-  sha256: string;
+  digest: string;
   /** The highest replication asked by a file that holds the block (copies share blocks). */
   want: number;
   holders: string[];
@@ -73,8 +73,8 @@ export class BlockMap {
     this.atomic = atomic(db);
     this.report = this.prepareReport();
     this.q = {
-      states: db.prepare<[], { id: string; size: number; sha256: string; want: number; holders: string | null; doomed: string | null }>(`
-        SELECT b.id, b.size, b.sha256, w.want, (SELECT group_concat(storage) FROM replicas r WHERE r.block = b.id) AS holders,
+      states: db.prepare<[], { id: string; size: number; digest: string; want: number; holders: string | null; doomed: string | null }>(`
+        SELECT b.id, b.size, b.digest, w.want, (SELECT group_concat(storage) FROM replicas r WHERE r.block = b.id) AS holders,
           (SELECT group_concat(storage) FROM garbage g WHERE g.block = b.id) AS doomed
         FROM blocks b JOIN (
           SELECT fb.block, max(i.replication) AS want FROM file_blocks fb JOIN inodes i ON i.id = fb.file GROUP BY fb.block
@@ -90,7 +90,7 @@ export class BlockMap {
   /** Every block of every committed file; fine up to millions of rows, called only when something changed. */
   states(): BlockState[] {
     return this.q.states.all().map((r) => ({
-      id: r.id, size: r.size, sha256: r.sha256, want: r.want, holders: r.holders ? r.holders.split(',') : [],
+      id: r.id, size: r.size, digest: r.digest, want: r.want, holders: r.holders ? r.holders.split(',') : [],
       doomed: r.doomed ? r.doomed.split(',') : [],
     }));
   }

@@ -116,6 +116,12 @@ const MIGRATIONS: string[] = [
   DROP TABLE upload_blocks;
   DROP TABLE uploads;
   `,
+  // A block's digest names its algorithm (src/protocol/block-digest.ts): new blocks are hashed with
+  // XXH3, the blocks written before keep their SHA-256.
+  `
+  ALTER TABLE blocks RENAME COLUMN sha256 TO digest;
+  UPDATE blocks SET digest = 'sha256:' || digest;
+  `,
 ];
 
 export function openDb(dataDir: string): Db {

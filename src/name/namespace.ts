@@ -42,7 +42,7 @@ export class Namespace {
       deleteFileBlocks: db.prepare<[number]>('DELETE FROM file_blocks WHERE file = ?'),
       insertFileBlock: db.prepare<[number, number, string]>('INSERT INTO file_blocks (file, idx, block) VALUES (?, ?, ?)'),
       blockRefs: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM file_blocks WHERE block = ?'),
-      insertBlock: db.prepare<[string, number, string, number]>('INSERT OR IGNORE INTO blocks (id, size, sha256, created) VALUES (?, ?, ?, ?)'),
+      insertBlock: db.prepare<[string, number, string, number]>('INSERT OR IGNORE INTO blocks (id, size, digest, created) VALUES (?, ?, ?, ?)'),
       insertReplica: db.prepare<[string, string]>('INSERT OR IGNORE INTO replicas (block, storage) VALUES (?, ?)'),
       replicasOf: db.prepare<[string], { storage: string }>('SELECT storage FROM replicas WHERE block = ?'),
       addGarbage: db.prepare<[string, string]>('INSERT OR IGNORE INTO garbage (block, storage) VALUES (?, ?)'),
@@ -244,10 +244,10 @@ export class Namespace {
   }
 
   /** Records a new file's blocks and where their replicas are. */
-  addFileBlocks(fileId: number, blocks: { id: string; size: number; sha256: string; replicas: string[] }[]): void {
+  addFileBlocks(fileId: number, blocks: { id: string; size: number; digest: string; replicas: string[] }[]): void {
     const now = Date.now();
     blocks.forEach((b, i) => {
-      this.q.insertBlock.run(b.id, b.size, b.sha256, now);
+      this.q.insertBlock.run(b.id, b.size, b.digest, now);
       for (const r of b.replicas) this.q.insertReplica.run(b.id, r);
       this.q.insertFileBlock.run(fileId, i, b.id);
     });

@@ -126,7 +126,7 @@ export class Replicator {
     const to = target;
     const source = sources[Math.floor(Math.random() * sources.length)]!;
     this.storages.reserve([to.id], block.size);
-    const body: FetchBlockRequest = { source: source.addr, size: block.size, sha256: block.sha256 };
+    const body: FetchBlockRequest = { source: source.addr, size: block.size, digest: block.digest };
     return callJson(addrToUrl(to.addr), `/v1/blocks/${block.id}/fetch`, { body, dispatcher: this.opts.dispatcher })
       .then(() => this.committer.run(() => this.map.addReplica(block.id, to.id)))
       .catch((err: unknown) => {

@@ -16,7 +16,7 @@ const POOLED_IDLE_MS = 60_000;
 interface UploadBlock {
   blockId: string;
   targets: string[];
-  stored?: { size: number; sha256: string; replicas: string[] };
+  stored?: { size: number; digest: string; replicas: string[] };
 }
 
 interface Upload {
@@ -173,7 +173,7 @@ export class Uploads {
         ? `block larger than the pooled upload's ${up.maxBlock} bytes` : `block larger than the block size ${up.blockSize}`);
     }
     if (!req.replicas.every((r) => block.targets.includes(r))) throw new SdfsError('EINVAL', 'replica on a storage server that was not a target');
-    block.stored = { size: req.size, sha256: req.sha256, replicas: [...new Set(req.replicas)] };
+    block.stored = { size: req.size, digest: req.digest, replicas: [...new Set(req.replicas)] };
     // A target that did not store the block may still hold part or all of it.
     return block.targets.filter((t) => !req.replicas.includes(t));
   }

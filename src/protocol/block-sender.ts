@@ -2,7 +2,8 @@ import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { AUTH_HEADERS } from './auth.js';
-import { ChunkCrcs, formatPipeline, sameCrcs, SHA256_BYTES, SHA256_TRAILER } from './blocks.js';
+import { digestLength, digestToBytes, type DigestAlgorithm } from './block-digest.js';
+import { ChunkCrcs, formatPipeline, sameCrcs } from './blocks.js';
 import { SdfsError, toSdfsError } from './errors.js';
 import { addrToUrl, requestJson } from './http.js';
 import { BLOCK_HEADERS, type PutBlockResponse, type StorageRef } from './messages.js';
@@ -22,14 +23,15 @@ const WHOLE_LIMIT = 64 * 1024;
  * handed on, so the sender's source is paused while the pipeline is slow; if the pipeline fails,
  * writes resolve at once and `finish` tells why.
  *
- * Between storage servers the body may end with the head's SHA-256 (see SHA256_TRAILER): the head
- * sends it with `trailer: 'append'` and gives the digest to `finish`; a server further down passes
- * the body on as it came, digest included, with `trailer: 'passthrough'`.
+ * Between storage servers the body may end with the head's digest (see TrailerSplitter): the head
+ * sends it with `trailer: { mode: 'append' }` and gives the digest to `finish`; a server further down
+ * passes the body on as it came, digest included, with `mode: 'passthrough'`.
  */
 export interface BlockSenderOptions {
   /** Computes the chunk CRC-32s of what is sent and compares them with the head's (a client does). */
   verify?: boolean;
-  trailer?: 'append' | 'passthrough';
+  /** The block's digest at the end of the body, in `algorithm`'s raw bytes. */
+  trailer?: { mode: 'append' | 'passthrough'; algorithm: DigestAlgorithm };
 }
 
 export class BlockSender {
@@ -50,7 +52,7 @@ export class BlockSender {
     this.trailer = opts.trailer;
     if (token !== undefined) this.headers[AUTH_HEADERS.blockToken] = token;
     if (rest.length > 0) this.headers[BLOCK_HEADERS.pipeline] = formatPipeline(rest);
-    if (opts.trailer) this.headers[BLOCK_HEADERS.trailer] = SHA256_TRAILER;
+    if (opts.trailer) this.headers[BLOCK_HEADERS.trailer] = opts.trailer.algorithm;
   }
 
   private send(body: Buffer | PassThrough): Promise<void> {
@@ -96,15 +98,16 @@ export class BlockSender {
   /**
    * Ends the block and waits for the pipeline's answer. The answer is checked against what was sent:
    * a head whose chunk CRC-32s differ from the sender's stored other bytes, and that is a failure, as
-   * is a head that stored fewer. The block's SHA-256 is the head's (hashed once, where it is stored:
-   * the sender's CRCs already tie the head's bytes to the ones sent). `sha256`: the digest to append
-   * (`trailer: 'append'`).
+   * is a head that stored fewer. The block's digest is the head's (hashed once, where it is stored:
+   * the sender's CRCs already tie the head's bytes to the ones sent). `digest`: the one to append
+   * (`mode: 'append'`), of the trailer's algorithm.
    */
-  async finish(sha256?: Buffer): Promise<{ reply?: PutBlockResponse; size: number; error?: SdfsError }> {
-    if (this.trailer === 'append' && sha256?.length !== SHA256_BYTES) throw new Error('BlockSender: the digest to append is missing');
-    if (this.trailer === 'passthrough') this.bytes -= SHA256_BYTES; // what came through ended with the digest
+  async finish(digest?: string): Promise<{ reply?: PutBlockResponse; size: number; error?: SdfsError }> {
+    const trailer = this.trailer;
+    if (trailer?.mode === 'append' && !digest?.startsWith(`${trailer.algorithm}:`)) throw new Error('BlockSender: the digest to append is missing');
+    if (trailer?.mode === 'passthrough') this.bytes -= digestLength(trailer.algorithm); // what came through ended with the digest
     if (this.failure) return { size: this.bytes, error: this.failure };
-    const tail = this.trailer === 'append' ? [sha256!] : [];
+    const tail = trailer?.mode === 'append' ? [digestToBytes(digest!)] : [];
     if (this.body) {
       for (const piece of tail) this.body.write(piece);
       this.body.end();

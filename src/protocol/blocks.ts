@@ -60,20 +60,17 @@ export function sameCrcs(a: readonly number[], b: readonly number[]): boolean {
 }
 
 /**
- * Down a write pipeline, a block's SHA-256 is computed once, by the head: it appends the 32 bytes of
- * the digest to the body it forwards (with the header `x-sdfs-trailer: sha256`), and the servers
- * after it store that digest instead of hashing every byte again. Their copies are tied to the
+ * Down a write pipeline, a block's digest (block-digest.ts) is computed once, by the head: it appends
+ * the digest's raw bytes to the body it forwards, with the header `x-sdfs-trailer: <algorithm>`, and the
+ * servers after it store that digest instead of hashing every byte again. Their copies are tied to the
  * head's bytes by their chunk CRC-32s, which each upstream server compares with its own; the
- * scrubber later recomputes the SHA-256 of every copy from its disk.
+ * scrubber later recomputes the digest of every copy from its disk.
  */
-export const SHA256_TRAILER = 'sha256';
-export const SHA256_BYTES = 32;
-
 /** Splits a body that ends with a trailer of `size` bytes: the bytes before it come out as they arrive. */
 export class TrailerSplitter {
   private tail: Buffer = Buffer.alloc(0);
 
-  constructor(private readonly size = SHA256_BYTES) {}
+  constructor(private readonly size: number) {}
 
   /** The data bytes this chunk makes certain (none of the last `size` bytes seen so far). */
   push(chunk: Buffer): Buffer[] {

@@ -207,7 +207,7 @@ export class FileWriteStream extends Writable {
     }
     const reply: PutBlockResponse = result.reply;
     const stored: CompleteBlockRequest = {
-      blockId: alloc.blockId, index: alloc.index, size: result.size, sha256: reply.sha256, replicas: reply.stored,
+      blockId: alloc.blockId, index: alloc.index, size: result.size, digest: reply.digest, replicas: reply.stored,
     };
     // The last block is recorded by the commit itself.
     if (last) return stored;

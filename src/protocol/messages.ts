@@ -15,7 +15,9 @@ const Replication = Type.Integer({ minimum: 1, maximum: 16 });
 export const MIN_BLOCK_SIZE = 1024;
 export const MAX_BLOCK_SIZE = 1024 * 1024 * 1024;
 const BlockSize = Type.Integer({ minimum: MIN_BLOCK_SIZE, maximum: MAX_BLOCK_SIZE });
-const Sha256 = Type.String({ pattern: '^[0-9a-f]{64}$' });
+/** A block's digest: `xxh3:<16 hex>`, or `sha256:<64 hex>` for a block written before 2026-11-28 (block-digest.ts). */
+export const DIGEST_PATTERN = '^(xxh3:[0-9a-f]{16}|sha256:[0-9a-f]{64})$';
+const Digest = Type.String({ pattern: DIGEST_PATTERN });
 /** A storage server's address: `host:port` (HTTP) or `https://host:port`; nothing that could add a path or a query to a URL. */
 export const STORAGE_ADDR_PATTERN = '^(https://)?[A-Za-z0-9.\\-:[\\]]{1,300}$';
 
@@ -40,7 +42,7 @@ export const BlockLocation = Type.Object({
   index: Type.Integer(),
   offset: Type.Integer(),
   size: Type.Integer(),
-  sha256: Sha256,
+  digest: Digest,
   replicas: Type.Array(Type.Object({ id: IdField, addr: Type.String(), alive: Type.Boolean() })),
   /** Lets the bearer read this block from its storage servers for a short while (absent in storage servers' own use). */
   token: Type.Optional(Type.String()),
@@ -161,7 +163,7 @@ export const CompleteBlockRequest = Type.Object({
   blockId: IdField,
   index: Type.Integer({ minimum: 0 }),
   size: Type.Integer({ minimum: 1, maximum: MAX_BLOCK_SIZE }),
-  sha256: Sha256,
+  digest: Digest,
   replicas: Type.Array(IdField, { minItems: 1, maxItems: 16 }),
 });
 export type CompleteBlockRequest = Static<typeof CompleteBlockRequest>;
@@ -268,7 +270,7 @@ export const FetchBlockRequest = Type.Object({
   /** A storage server that holds the block: `host:port` or `https://host:port` (as in the pipeline header). */
   source: Type.String({ pattern: STORAGE_ADDR_PATTERN }),
   size: Type.Integer({ minimum: 1 }),
-  sha256: Sha256,
+  digest: Digest,
 });
 export type FetchBlockRequest = Static<typeof FetchBlockRequest>;
 
@@ -318,7 +320,7 @@ export type HeartbeatResponse = Static<typeof HeartbeatResponse>;
 export const PutBlockResponse = Type.Object({
   id: IdField,
   size: Type.Integer(),
-  sha256: Sha256,
+  digest: Digest,
   /** CRC-32 of each CHUNK_SIZE chunk, for the sender to compare with its own. */
   crcs: Type.Array(Type.Integer({ minimum: 0, maximum: 0xffffffff })),
   /** Storage server ids that hold the block on disk (fsynced), in pipeline order. */
@@ -337,7 +339,7 @@ export const BLOCK_HEADERS = {
   firstChunk: 'x-sdfs-first-chunk',
   crcs: 'x-sdfs-crcs',
   blockSize: 'x-sdfs-block-size',
-  sha256: 'x-sdfs-sha256',
-  /** On a block write between storage servers: `sha256`, the body ends with the head's digest (see SHA256_TRAILER). */
+  digest: 'x-sdfs-digest',
+  /** On a block write between storage servers: a digest algorithm; the body ends with the head's digest in it (see TrailerSplitter). */
   trailer: 'x-sdfs-trailer',
 } as const;

@@ -1,8 +1,9 @@
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, read as readCallback, readSync } from 'node:fs';
 import { promisify } from 'node:util';
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
+import { BLOCK_DIGEST, createDigester, digestAlgorithm, type DigestAlgorithm, type Digester } from '../protocol/block-digest.js';
 import { CHUNK_SIZE, ChunkCrcs, validateId } from '../protocol/blocks.js';
 import { SdfsError, toSdfsError } from '../protocol/errors.js';
 import { BufferPool } from './buffer-pool.js';
@@ -18,13 +19,20 @@ import { RangeReader } from './range-reader.js';
  * crash leaves either the whole block or a temporary file that the next start removes.
  */
 export interface BlockMeta {
-  v: 1;
+  v: 2;
   id: string;
   size: number;
-  sha256: string;
+  /** `<algorithm>:<hex>` (block-digest.ts). */
+  digest: string;
   chunkSize: number;
   crcs: number[];
   created: number;
+}
+
+/** The trailer of a block written before 2026-11-28: its SHA-256 in hex, under another name. */
+interface BlockMetaV1 extends Omit<BlockMeta, 'v' | 'digest'> {
+  v: 1;
+  sha256: string;
 }
 
 /** A read's bytes: in one buffer (`release` gives it back to the pool it was lent from), or a range to iterate. */
@@ -114,10 +122,11 @@ export class BlockStore {
   }
 
   /**
-   * Starts writing a new block; the caller feeds it the bytes and commits or aborts it. `hashed: false`
-   * when the block's SHA-256 comes with it (from the head of a write pipeline) and is given to `commit`.
+   * Starts writing a new block; the caller feeds it the bytes and commits or aborts it. `digest`: the
+   * algorithm to hash the bytes with (BLOCK_DIGEST unless said), or null when the block's digest comes
+   * with it (from the head of a write pipeline) and is given to `commit`.
    */
-  async createWriter(id: string, maxSize: number, opts: { hashed?: boolean } = {}): Promise<BlockWriter> {
+  async createWriter(id: string, maxSize: number, opts: { digest?: DigestAlgorithm | null } = {}): Promise<BlockWriter> {
     validateId(id);
     if (this.ids.has(id) || this.writing.has(id)) throw new SdfsError('EEXIST', `block ${id} already exists`);
     this.writing.add(id);
@@ -131,7 +140,7 @@ export class BlockStore {
         this.usedBytes += fileBytes;
         this.cacheMeta(meta);
         return meta;
-      }, () => this.writing.delete(id), opts.hashed ?? true);
+      }, () => this.writing.delete(id), opts.digest === null ? null : createDigester(opts.digest ?? BLOCK_DIGEST));
     } catch (err) {
       this.writing.delete(id);
       throw toSdfsError(err);
@@ -242,8 +251,7 @@ export class BlockStore {
 
 export class BlockWriter {
   private size = 0;
-  private readonly hash: Hash | null;
-  private digest: string | undefined;
+  private computed: string | undefined;
   private readonly crcs = new ChunkCrcs(CHUNK_SIZE);
   private done = false;
   /** Bytes received but not yet written: written in large pieces, or all at once at commit. */
@@ -259,10 +267,8 @@ export class BlockWriter {
     private readonly maxSize: number,
     private readonly publish: (meta: BlockMeta, fileBytes: number) => Promise<BlockMeta>,
     private readonly release: () => void,
-    hashed: boolean,
-  ) {
-    this.hash = hashed ? createHash('sha256') : null;
-  }
+    private readonly hash: Digester | null,
+  ) {}
 
   get bytes(): number {
     return this.size;
@@ -294,30 +300,33 @@ export class BlockWriter {
     }
   }
 
-  /** The SHA-256 of the bytes written, once they are all written (a hashing writer only). */
-  sha256(): string {
+  /** The digest of the bytes written, once they are all written (a hashing writer only). */
+  digest(): string {
     if (!this.hash) throw new Error('BlockWriter: this writer does not hash');
-    this.digest ??= this.hash.digest('hex');
-    return this.digest;
+    this.computed ??= this.hash.digest();
+    return this.computed;
   }
 
   /**
-   * Appends the trailer, fsyncs, and makes the block visible. `sha256`: the block's digest as the head
+   * Appends the trailer, fsyncs, and makes the block visible. `digest`: the block's digest as the head
    * of the pipeline computed it, for a writer that does not hash.
    */
-  async commit(sha256?: string): Promise<BlockMeta> {
+  async commit(given?: string): Promise<BlockMeta> {
     if (this.size === 0) {
       // Release the id and the temporary file: a later write of this id must not find it taken.
       await this.abort();
       throw new SdfsError('EINVAL', 'empty block');
     }
-    const digest = sha256 ?? (this.hash ? this.sha256() : undefined);
-    if (digest === undefined || !/^[0-9a-f]{64}$/.test(digest)) {
+    const digest = given ?? (this.hash ? this.digest() : undefined);
+    try {
+      if (digest === undefined) throw new SdfsError('EINVAL', 'block without a digest');
+      digestAlgorithm(digest);
+    } catch (err) {
       await this.abort();
-      throw new SdfsError('EINVAL', 'block without a valid SHA-256');
+      throw err;
     }
     const meta: BlockMeta = {
-      v: 1, id: this.id, size: this.size, sha256: digest,
+      v: 2, id: this.id, size: this.size, digest,
       chunkSize: CHUNK_SIZE, crcs: this.crcs.finish(), created: Date.now(),
     };
     const trailer = Buffer.from(JSON.stringify(meta));
@@ -362,14 +371,28 @@ async function readTrailer(fh: fs.FileHandle): Promise<BlockMeta> {
   }
   const trailer = Buffer.alloc(len);
   await fh.read(trailer, 0, len, size - FOOTER_BYTES - len);
-  let meta: BlockMeta;
+  let meta: BlockMeta | BlockMetaV1;
   try {
-    meta = JSON.parse(trailer.toString('utf8')) as BlockMeta;
+    meta = JSON.parse(trailer.toString('utf8')) as BlockMeta | BlockMetaV1;
   } catch {
     throw new SdfsError('ECHECKSUM', 'block file has a damaged trailer');
   }
-  if (meta.v !== 1 || meta.size !== size - FOOTER_BYTES - len) throw new SdfsError('ECHECKSUM', 'block file has a damaged trailer');
+  if (meta.v === 1) {
+    const { sha256, ...rest } = meta;
+    meta = { ...rest, v: 2, digest: `sha256:${sha256}` };
+  }
+  if (meta.v !== 2 || meta.size !== size - FOOTER_BYTES - len || !validDigest(meta.digest)) {
+    throw new SdfsError('ECHECKSUM', 'block file has a damaged trailer');
+  }
   return meta;
+}
+
+function validDigest(digest: unknown): boolean {
+  try {
+    return typeof digest === 'string' && digestAlgorithm(digest) !== undefined;
+  } catch {
+    return false;
+  }
 }
 
 async function fsyncDir(dir: string): Promise<void> {

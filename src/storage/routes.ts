@@ -2,7 +2,8 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
 import { AUTH_HEADERS, checkBlockToken, verifyRequest, type BlockOp, type ClusterKeys } from '../protocol/auth.js';
-import { parsePipeline, sameCrcs, SHA256_BYTES, SHA256_TRAILER, TrailerSplitter, validateId } from '../protocol/blocks.js';
+import { BLOCK_DIGEST, digestAlgorithm, digestFromBytes, digestLength, isDigestAlgorithm } from '../protocol/block-digest.js';
+import { parsePipeline, sameCrcs, TrailerSplitter, validateId } from '../protocol/blocks.js';
 import { eachChunk } from '../protocol/each-chunk.js';
 import { SdfsError, toSdfsError } from '../protocol/errors.js';
 import type { BlockChannel } from '../protocol/block-channel.js';
@@ -61,47 +62,50 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
 
   app.put('/v1/blocks/:id', BLOCK_WRITE, async (req: FastifyRequest<{ Params: { id: string } }>) => {
     const id = validateId(req.params.id);
-    // From an upstream storage server, the body ends with the block's SHA-256 as the head computed it.
+    // From an upstream storage server, the body ends with the block's digest as the head computed it,
+    // in the algorithm the header names.
     const trailer = header(req, BLOCK_HEADERS.trailer);
-    if (trailer !== undefined && trailer !== SHA256_TRAILER) throw new SdfsError('EINVAL', `unknown block trailer: ${trailer}`);
-    const withDigest = trailer === SHA256_TRAILER;
+    if (trailer !== undefined && !isDigestAlgorithm(trailer)) throw new SdfsError('EINVAL', `unknown block trailer: ${trailer}`);
     // Only a storage server forwarding a block may name its digest; a client's bytes are hashed here.
-    if (withDigest && !req.clusterMember) throw new SdfsError('EACCES', 'a block digest is taken from storage servers only');
+    if (trailer && !req.clusterMember) throw new SdfsError('EACCES', 'a block digest is taken from storage servers only');
+    const trailerBytes = trailer ? digestLength(trailer) : 0;
     // A body announced too large is refused before a byte of it is read.
-    if (Number(header(req, 'content-length') ?? 0) > maxBlockSize + (withDigest ? SHA256_BYTES : 0)) {
+    if (Number(header(req, 'content-length') ?? 0) > maxBlockSize + trailerBytes) {
       throw new SdfsError('ETOOBIG', `block larger than ${maxBlockSize} bytes`);
     }
     const pipeline = parsePipeline(header(req, BLOCK_HEADERS.pipeline));
-    const writer = await store.createWriter(id, maxBlockSize, { hashed: !withDigest });
+    const writer = await store.createWriter(id, maxBlockSize, { digest: trailer ? null : BLOCK_DIGEST });
     // The rest of the pipeline is sent the same token (it is valid for this block on any server), and
     // the digest: this server's if it is the head, else the one it was sent.
     const token = header(req, AUTH_HEADERS.blockToken);
     const forwarder = pipeline.length > 0
-      ? new BlockSender(pipeline[0]!, pipeline.slice(1), id, token, dispatcher, { verify: false, trailer: withDigest ? 'passthrough' : 'append' })
+      ? new BlockSender(pipeline[0]!, pipeline.slice(1), id, token, dispatcher, {
+        verify: false, trailer: trailer ? { mode: 'passthrough', algorithm: trailer } : { mode: 'append', algorithm: BLOCK_DIGEST },
+      })
       : null;
-    const split = withDigest ? new TrailerSplitter() : null;
-    let sha256: string;
+    const split = trailer ? new TrailerSplitter(trailerBytes) : null;
+    let digest: string;
     try {
       await eachChunk(req.raw, (chunk) => Promise.all([split ? writeAll(writer, split.push(chunk)) : writer.write(chunk), forwarder?.write(chunk)]));
       if (split) {
-        const digest = split.end();
-        if (!digest) throw new SdfsError('EINVAL', 'block body shorter than its SHA-256 trailer');
-        sha256 = digest.toString('hex');
-      } else sha256 = writer.sha256();
+        const sent = split.end();
+        if (!sent) throw new SdfsError('EINVAL', 'block body shorter than its digest trailer');
+        digest = digestFromBytes(trailer!, sent);
+      } else digest = writer.digest();
     } catch (err) {
       forwarder?.abort();
       await writer.abort();
       throw toSdfsError(err);
     }
     const [meta, downstream] = await Promise.all([
-      writer.commit(sha256),
-      forwarder?.finish(withDigest ? undefined : Buffer.from(sha256, 'hex')),
+      writer.commit(digest),
+      forwarder?.finish(trailer ? undefined : digest),
     ]);
-    const out: PutBlockResponse = { id, size: meta.size, sha256: meta.sha256, crcs: meta.crcs, stored: [selfId] };
+    const out: PutBlockResponse = { id, size: meta.size, digest: meta.digest, crcs: meta.crcs, stored: [selfId] };
     if (forwarder && downstream) {
       const r = downstream.reply;
       // The next server did not hash: its chunk CRC-32s must be this server's.
-      if (r && r.sha256 === meta.sha256 && r.size === meta.size && sameCrcs(r.crcs, meta.crcs)) {
+      if (r && r.digest === meta.digest && r.size === meta.size && sameCrcs(r.crcs, meta.crcs)) {
         out.stored.push(...r.stored);
         if (r.failed?.length) out.failed = r.failed;
       } else {
@@ -125,7 +129,7 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
       'content-length': String(range.end - range.start),
       'accept-ranges': 'bytes',
       [BLOCK_HEADERS.blockSize]: String(meta.size),
-      [BLOCK_HEADERS.sha256]: meta.sha256,
+      [BLOCK_HEADERS.digest]: meta.digest,
       [BLOCK_HEADERS.chunkSize]: String(meta.chunkSize),
       [BLOCK_HEADERS.firstChunk]: String(firstChunk),
       [BLOCK_HEADERS.crcs]: meta.crcs.slice(firstChunk, lastChunk).map((c) => c.toString(16)).join(','),
@@ -152,13 +156,13 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
   app.post('/v1/blocks/:id/fetch', { ...CLUSTER_ONLY, schema: { body: FetchBlockRequest } },
     async (req: FastifyRequest<{ Params: { id: string }; Body: FetchBlockRequest }>) => {
       const id = validateId(req.params.id);
-      const { source, size, sha256 } = req.body;
+      const { source, size, digest } = req.body;
       // A copy already here is one the name server does not count (damaged, or left to be deleted):
-      // replace it with the verified one.
+      // replace it with the verified one, hashed as the block was first (it keeps its digest).
       if (store.has(id)) await store.delete(id);
-      const writer = await store.createWriter(id, maxBlockSize);
+      const writer = await store.createWriter(id, maxBlockSize, { digest: digestAlgorithm(digest) });
       try {
-        const located = { id, index: 0, offset: 0, size, sha256, replicas: [{ id, addr: source, alive: true }] };
+        const located = { id, index: 0, offset: 0, size, digest, replicas: [{ id, addr: source, alive: true }] };
         await eachChunk(readBlock(located, 0, size, channel, undefined), (chunk) => writer.write(chunk));
         if (writer.bytes !== size) throw new SdfsError('ECHECKSUM', `fetched ${writer.bytes} bytes of ${size}`);
       } catch (err) {
@@ -166,9 +170,9 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
         throw err;
       }
       const meta = await writer.commit();
-      if (meta.sha256 !== sha256) {
+      if (meta.digest !== digest) {
         await store.delete(id);
-        throw new SdfsError('ECHECKSUM', `block ${id} fetched from ${source} has another SHA-256`);
+        throw new SdfsError('ECHECKSUM', `block ${id} fetched from ${source} has another digest`);
       }
       return { id, stored: [selfId] };
     });

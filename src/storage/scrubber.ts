@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createDigester, digestAlgorithm } from '../protocol/block-digest.js';
 import { ChunkCrcs } from '../protocol/blocks.js';
 import { SdfsError } from '../protocol/errors.js';
 import type { BlockStore } from './block-store.js';
@@ -56,7 +56,7 @@ export class Scrubber {
       const read = await this.store.read(meta, 0, meta.size, true);
       const units = read.range ? read.range.units() : [{ data: read.data, release: read.release }];
       const crcs = new ChunkCrcs(meta.chunkSize);
-      const hash = createHash('sha256');
+      const hash = createDigester(digestAlgorithm(meta.digest));
       const started = Date.now();
       let bytes = 0;
       for await (const { data: chunk, release } of units) {
@@ -70,7 +70,7 @@ export class Scrubber {
       }
       const got = crcs.finish();
       if (bytes !== meta.size || got.length !== meta.crcs.length || got.some((c, i) => c !== meta.crcs[i])) reason = 'chunk checksum mismatch';
-      else if (hash.digest('hex') !== meta.sha256) reason = 'SHA-256 mismatch';
+      else if (hash.digest() !== meta.digest) reason = 'digest mismatch';
     } catch (err) {
       if (this.stopped) return true;
       // Deleted meanwhile.

@@ -134,7 +134,7 @@ function describeFile(located: BlocksResponse): string {
   const lines = [`size=${st.size} blocks=${located.blocks.length} replication=${st.replication} blocksize=${st.blockSize}`];
   for (const b of located.blocks.slice(0, MAX_LISTED_BLOCKS)) {
     const replicas = b.replicas.map((r) => `${r.addr}${r.alive ? '' : ' (down)'}`).join(', ');
-    lines.push(`block ${b.index}: ${b.size} bytes, sha256 ${b.sha256.slice(0, 16)}..., replicas ${replicas || 'none'}`);
+    lines.push(`block ${b.index}: ${b.size} bytes, digest ${b.digest}, replicas ${replicas || 'none'}`);
   }
   if (located.blocks.length > MAX_LISTED_BLOCKS) lines.push(`... and ${located.blocks.length - MAX_LISTED_BLOCKS} more blocks`);
   return lines.join('\n');

@@ -127,14 +127,14 @@ export function DetailsDialog({ entry, onClose }: { entry: FileStat; onClose: ()
       {info && info.blocks.length > 0 && (
         <div class="table-scroll">
           <table class="blocks">
-            <thead><tr><th scope="col">#</th><th scope="col">Offset</th><th scope="col">Size</th><th scope="col">SHA-256</th><th scope="col">Replicas</th></tr></thead>
+            <thead><tr><th scope="col">#</th><th scope="col">Offset</th><th scope="col">Size</th><th scope="col">Digest</th><th scope="col">Replicas</th></tr></thead>
             <tbody>
               {info.blocks.slice(0, limit).map((b) => (
                 <tr key={b.id}>
                   <td>{b.index}</td>
                   <td>{formatSize(b.offset)}</td>
                   <td>{formatSize(b.size)}</td>
-                  <td><code title={b.sha256}>{b.sha256.slice(0, 12)}…</code></td>
+                  <td><code title={b.digest}>{b.digest.slice(0, 16)}…</code></td>
                   <td>
                     <ul class="replicas">
                       {b.replicas.map((r) => (
