@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { readdir, readlink } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { AUTH_HEADERS } from '../src/protocol/auth.js';
@@ -103,6 +105,27 @@ describe('round trip through a 3-server cluster', () => {
     }
   });
 
+  /** Block files the storage servers hold open, once they had 5 s to close them. */
+  const blockFilesOpenAfterAWhile = async (): Promise<string[]> => {
+    const blockFilesOpen = async (): Promise<string[]> => {
+      const open: string[] = [];
+      for (const s of cluster.storages) {
+        const dir = `/proc/${s.child.pid}/fd`;
+        for (const fd of await readdir(dir)) {
+          const target = await readlink(`${dir}/${fd}`).catch(() => '');
+          if (target.includes('/blocks/') && !target.endsWith('/blocks') && !/\/blocks\/[0-9a-f]{2}$/.test(target)) open.push(target);
+        }
+      }
+      return open;
+    };
+    let open = await blockFilesOpen();
+    for (let i = 0; i < 50 && open.length > 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      open = await blockFilesOpen();
+    }
+    return open;
+  };
+
   it('concurrent readers of large blocks of one copy each get their own bytes, and stopped reads leave no block file open', async () => {
     const client = cluster.client();
     // One copy: a byte served wrong would fail its checksum with no other replica to fall back on.
@@ -139,23 +162,25 @@ describe('round trip through a 3-server cluster', () => {
         break;
       }
     }
-    const blockFilesOpen = async (): Promise<string[]> => {
-      const open: string[] = [];
-      for (const s of cluster.storages) {
-        const dir = `/proc/${s.child.pid}/fd`;
-        for (const fd of await readdir(dir)) {
-          const target = await readlink(`${dir}/${fd}`).catch(() => '');
-          if (target.includes('/blocks/') && !target.endsWith('/blocks') && !/\/blocks\/[0-9a-f]{2}$/.test(target)) open.push(target);
-        }
-      }
-      return open;
-    };
-    let open = await blockFilesOpen();
-    for (let i = 0; i < 50 && open.length > 0; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      open = await blockFilesOpen();
-    }
-    assert.deepEqual(open, []);
+    assert.deepEqual(await blockFilesOpenAfterAWhile(), []);
+  });
+
+  it('answers queued behind another on a connection that closes leave no block file open', async () => {
+    const client = cluster.client();
+    const data = randomBytes(6 * 1024 * 1024);
+    await client.writeFile('/queued', data, { replication: 1, blockSize: 8 * 1024 * 1024 });
+    const block = (await client.blocks('/queued')).blocks[0]!;
+    const [host, port] = block.replicas[0]!.addr.split(':');
+    // Three GETs of the whole block sent at once on one connection, none of whose answers is read:
+    // the first fills the socket, the other two wait in the server behind it. Then the connection closes.
+    const socket = connect({ host, port: Number(port) });
+    await once(socket, 'connect');
+    socket.pause();
+    const get = `GET /v1/blocks/${block.id} HTTP/1.1\r\nhost: ${block.replicas[0]!.addr}\r\n${AUTH_HEADERS.blockToken}: ${cluster.blockToken(block.id, 'read', 60_000)}\r\n\r\n`;
+    socket.write(get.repeat(3));
+    await new Promise((r) => setTimeout(r, 500));
+    socket.destroy();
+    assert.deepEqual(await blockFilesOpenAfterAWhile(), []);
   });
 
   it('replication and block size can be set per file, capped by the live servers', async () => {

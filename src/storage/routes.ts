@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
 import { AUTH_HEADERS, checkBlockToken, verifyRequest, type BlockOp, type ClusterKeys } from '../protocol/auth.js';
@@ -144,7 +145,7 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
         reply.raw.writeHead(status, headers).end();
         return;
       }
-      await sendUnits(reply.raw, status, headers, read.range);
+      await sendUnits(reply.raw, req.raw.socket, status, headers, read.range);
       return;
     }
     // The buffer is lent: back to the store once the answer is handed to the socket, not if it is cut short.
@@ -196,14 +197,21 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
  * An error after the status line was sent can only cut the answer short: the reader sees fewer bytes
  * than the content-length, or a checksum mismatch, and reads the rest from another replica.
  */
-async function sendUnits(res: ServerResponse, status: number, headers: Record<string, string>, range: RangeReader): Promise<void> {
-  // A write's callback may never come for an answer whose connection is gone: its close ends the wait.
-  const closed = new Promise<void>((resolve) => (res.destroyed ? resolve() : res.once('close', resolve)));
+async function sendUnits(res: ServerResponse, socket: Socket, status: number, headers: Record<string, string>, range: RangeReader): Promise<void> {
+  // A write's callback never comes for an answer whose connection is gone: the connection's close ends
+  // the wait. The socket's own, as well as the answer's: an answer queued behind another is not yet
+  // attached to the socket, and hears neither of its close nor of its writes (its file stayed open).
+  const gone = (): boolean => res.destroyed || socket.destroyed;
+  let onClose!: () => void;
+  const closed = new Promise<void>((resolve) => { onClose = resolve; });
+  socket.once('close', onClose);
+  res.once('close', onClose);
+  if (gone()) onClose();
   try {
     res.writeHead(status, headers);
     let previous: Promise<void> | undefined;
     for await (const unit of range.units()) {
-      if (res.destroyed) {
+      if (gone()) {
         unit.release();
         return;
       }
@@ -219,6 +227,8 @@ async function sendUnits(res: ServerResponse, status: number, headers: Record<st
   } catch {
     res.destroy();
   } finally {
+    socket.off('close', onClose);
+    res.off('close', onClose);
     // Not iterated if the answer failed before its first unit: the file is still open.
     await range.close();
   }
