@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { open, readdir, readlink } from 'node:fs/promises';
-import { createServer, type Server, type Socket } from 'node:net';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { crc32 } from '@node-rs/crc32';
@@ -276,5 +278,35 @@ describe('reads from a storage server that answers wrongly', () => {
 
   it('a server that never answers: the caller\'s signal ends the read', async () => {
     await assert.rejects(readWith(() => {}, [], 300), { code: 'ECANCELED' });
+  });
+});
+
+describe('a storage server that does not take the connection', () => {
+  it('the read fails with EUNAVAILABLE after the connect timeout', async () => {
+    // A listener in a stopped process, whose accept queue (backlog 1) the first connections fill: the
+    // kernel drops the SYNs of any later one, which waits for its connect timeout.
+    const child = spawn(process.execPath, ['-e',
+      "const s = require('net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => console.log(s.address().port))"]);
+    const fillers: Socket[] = [];
+    const channel = new BlockChannel({ timeouts: { connectMs: 300 } });
+    try {
+      const port = Number(String((await once(child.stdout!, 'data'))[0]).trim());
+      child.kill('SIGSTOP');
+      for (let i = 0; i < 3; i++) fillers.push(connect(port, '127.0.0.1').on('error', () => {}));
+      await new Promise((r) => setTimeout(r, 200));
+      const located = {
+        stat: { path: '/x', type: 'file', size: 10 },
+        blocks: [{ id: 'b'.repeat(32), index: 0, offset: 0, size: 10, digest: '', replicas: [{ id: 's1', addr: `127.0.0.1:${port}`, alive: true }] }],
+      } as unknown as BlocksResponse;
+      const failures: string[] = [];
+      const t0 = Date.now();
+      await assert.rejects(new FileReader(located, channel, (_b, _r, err) => failures.push(err.code)).read(Buffer.alloc(10), 0), { code: 'EUNAVAILABLE' });
+      assert.ok(Date.now() - t0 >= 250, 'not before the timeout');
+      assert.deepEqual(failures, ['EUNAVAILABLE']);
+    } finally {
+      channel.close();
+      for (const f of fillers) f.destroy();
+      child.kill('SIGKILL');
+    }
   });
 });
