@@ -10,7 +10,7 @@ import { DIGEST_PATTERN } from './messages.js';
  * - `xxh3`: XXH3-64 (seed 0), for every block written since 2026-11-28. The digest guards against
  *   damage, not against a forger (only the storage servers compute it, from the bytes they store, and
  *   a client cannot name one), so a checksum will do, as HDFS's CRC32C and MooseFS's CRC-32 do. XXH3
- *   runs at 4-6 GB/s here against SHA-256's 1.3: the head of a write pipeline hashes every byte, and
+ *   runs at 4-10 GB/s here against SHA-256's 1.3: the head of a write pipeline hashes every byte, and
  *   SHA-256 was more than half of its thread's work at R=1 (docs/BENCHMARKS.md).
  * - `sha256`: blocks written before, which keep their digest; still checked where they are read.
  * Beside it every block keeps a CRC-32 per 1 MiB chunk, which readers check.
@@ -44,9 +44,13 @@ export function isDigestAlgorithm(name: string | undefined): name is DigestAlgor
   return name === 'xxh3' || name === 'sha256';
 }
 
+export function isDigest(value: unknown): value is string {
+  return typeof value === 'string' && DIGEST.test(value);
+}
+
 /** The algorithm of a digest; throws EINVAL for anything that is not one. */
 export function digestAlgorithm(digest: string): DigestAlgorithm {
-  if (!DIGEST.test(digest)) throw new SdfsError('EINVAL', 'invalid block digest');
+  if (!isDigest(digest)) throw new SdfsError('EINVAL', 'invalid block digest');
   return digest.slice(0, digest.indexOf(':')) as DigestAlgorithm;
 }
 

@@ -65,8 +65,10 @@ export function sameCrcs(a: readonly number[], b: readonly number[]): boolean {
  * servers after it store that digest instead of hashing every byte again. Their copies are tied to the
  * head's bytes by their chunk CRC-32s, which each upstream server compares with its own; the
  * scrubber later recomputes the digest of every copy from its disk.
+ *
+ * This splits such a body, which ends with a trailer of `size` bytes: the bytes before it come out as
+ * they arrive.
  */
-/** Splits a body that ends with a trailer of `size` bytes: the bytes before it come out as they arrive. */
 export class TrailerSplitter {
   private tail: Buffer = Buffer.alloc(0);
 

@@ -3,7 +3,7 @@ import { closeSync, openSync, read as readCallback, readSync } from 'node:fs';
 import { promisify } from 'node:util';
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
-import { BLOCK_DIGEST, createDigester, digestAlgorithm, type DigestAlgorithm, type Digester } from '../protocol/block-digest.js';
+import { BLOCK_DIGEST, createDigester, isDigest, type DigestAlgorithm, type Digester } from '../protocol/block-digest.js';
 import { CHUNK_SIZE, ChunkCrcs, validateId } from '../protocol/blocks.js';
 import { SdfsError, toSdfsError } from '../protocol/errors.js';
 import { BufferPool } from './buffer-pool.js';
@@ -318,12 +318,9 @@ export class BlockWriter {
       throw new SdfsError('EINVAL', 'empty block');
     }
     const digest = given ?? (this.hash ? this.digest() : undefined);
-    try {
-      if (digest === undefined) throw new SdfsError('EINVAL', 'block without a digest');
-      digestAlgorithm(digest);
-    } catch (err) {
+    if (!isDigest(digest)) {
       await this.abort();
-      throw err;
+      throw new SdfsError('EINVAL', 'block without a valid digest');
     }
     const meta: BlockMeta = {
       v: 2, id: this.id, size: this.size, digest,
@@ -381,18 +378,10 @@ async function readTrailer(fh: fs.FileHandle): Promise<BlockMeta> {
     const { sha256, ...rest } = meta;
     meta = { ...rest, v: 2, digest: `sha256:${sha256}` };
   }
-  if (meta.v !== 2 || meta.size !== size - FOOTER_BYTES - len || !validDigest(meta.digest)) {
+  if (meta.v !== 2 || meta.size !== size - FOOTER_BYTES - len || !isDigest(meta.digest)) {
     throw new SdfsError('ECHECKSUM', 'block file has a damaged trailer');
   }
   return meta;
-}
-
-function validDigest(digest: unknown): boolean {
-  try {
-    return typeof digest === 'string' && digestAlgorithm(digest) !== undefined;
-  } catch {
-    return false;
-  }
 }
 
 async function fsyncDir(dir: string): Promise<void> {
