@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { xxh3 } from '@node-rs/xxhash';
 import { SdfsError } from './errors.js';
-import { DIGEST_PATTERN } from './messages.js';
+import { DIGEST_BYTES, DIGEST_PATTERN } from './messages.js';
 
 /**
  * A block's digest: one value for its whole content, by which copies are compared (a replica fetched
@@ -15,15 +15,12 @@ import { DIGEST_PATTERN } from './messages.js';
  * - `sha256`: blocks written before, which keep their digest; still checked where they are read.
  * Beside it every block keeps a CRC-32 per 1 MiB chunk, which readers check.
  */
-export type DigestAlgorithm = 'xxh3' | 'sha256';
+export type DigestAlgorithm = keyof typeof DIGEST_BYTES;
 
 /** What new blocks are hashed with. */
 export const BLOCK_DIGEST: DigestAlgorithm = 'xxh3';
 
 const DIGEST = new RegExp(DIGEST_PATTERN);
-
-/** Each algorithm's digest in bytes: the size of the trailer that ends a block forwarded down a pipeline. */
-const DIGEST_BYTES: Record<DigestAlgorithm, number> = { xxh3: 8, sha256: 32 };
 
 export interface Digester {
   update(data: Uint8Array): void;
@@ -41,7 +38,7 @@ export function createDigester(algorithm: DigestAlgorithm = BLOCK_DIGEST): Diges
 }
 
 export function isDigestAlgorithm(name: string | undefined): name is DigestAlgorithm {
-  return name === 'xxh3' || name === 'sha256';
+  return name !== undefined && Object.hasOwn(DIGEST_BYTES, name);
 }
 
 export function isDigest(value: unknown): value is string {
@@ -54,6 +51,7 @@ export function digestAlgorithm(digest: string): DigestAlgorithm {
   return digest.slice(0, digest.indexOf(':')) as DigestAlgorithm;
 }
 
+/** A digest's length in bytes: the size of the trailer that ends a block forwarded down a pipeline. */
 export function digestLength(algorithm: DigestAlgorithm): number {
   return DIGEST_BYTES[algorithm];
 }

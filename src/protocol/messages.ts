@@ -15,8 +15,12 @@ const Replication = Type.Integer({ minimum: 1, maximum: 16 });
 export const MIN_BLOCK_SIZE = 1024;
 export const MAX_BLOCK_SIZE = 1024 * 1024 * 1024;
 const BlockSize = Type.Integer({ minimum: MIN_BLOCK_SIZE, maximum: MAX_BLOCK_SIZE });
-/** A block's digest: `xxh3:<16 hex>`, or `sha256:<64 hex>` for a block written before 2026-11-28 (block-digest.ts). */
-export const DIGEST_PATTERN = '^(xxh3:[0-9a-f]{16}|sha256:[0-9a-f]{64})$';
+/**
+ * A block's digest algorithms and their digests' lengths in bytes (block-digest.ts): a digest is
+ * `xxh3:<16 hex>`, or `sha256:<64 hex>` for a block written before 2026-11-28.
+ */
+export const DIGEST_BYTES = { xxh3: 8, sha256: 32 } as const;
+export const DIGEST_PATTERN = `^(${Object.entries(DIGEST_BYTES).map(([name, bytes]) => `${name}:[0-9a-f]{${bytes * 2}}`).join('|')})$`;
 const Digest = Type.String({ pattern: DIGEST_PATTERN });
 /** A storage server's address: `host:port` (HTTP) or `https://host:port`; nothing that could add a path or a query to a URL. */
 export const STORAGE_ADDR_PATTERN = '^(https://)?[A-Za-z0-9.\\-:[\\]]{1,300}$';
