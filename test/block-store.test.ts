@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readlink, rm, writeFile, open } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readlink, rm, writeFile, open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -132,6 +133,27 @@ describe('block store on disk', () => {
     await assert.rejects(again.readMeta(id), { code: 'ECHECKSUM' });
     await store.close();
     await again.close();
+  });
+
+  it('a block that the disk takes only part of fails, and leaves neither a block nor a temporary file', async () => {
+    // A file system of 256 KiB: its last write is cut short (the kernel writes what fits, then says
+    // how much), which must fail the block, not give it a trailer that no longer fits its bytes.
+    const root = join(dir, 'full');
+    await mkdir(root);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', root]);
+    try {
+      const store = new BlockStore(root);
+      await store.open();
+      const w = await store.createWriter(newId(), 1024 * 1024);
+      await w.write(randomBytes(512 * 1024));
+      await assert.rejects(w.commit(), { code: 'ENOSPACE' });
+      assert.equal(store.blockCount, 0);
+      assert.deepEqual(await readdir(join(root, 'tmp')), []);
+      assert.deepEqual((await readdir(join(root, 'blocks'), { recursive: true })).filter((f) => /[0-9a-f]{32}$/.test(f)), []);
+      await store.close();
+    } finally {
+      execFileSync('umount', [root]);
+    }
   });
 
   it('refuses ids that are not block ids before touching the disk', async () => {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fdatasync as fdatasyncCallback, open as openCallback, openSync, read as readCallback, readSync, renameSync, writev as writevCallback, writevSync } from 'node:fs';
+import { closeSync, openSync, read as readCallback, readSync } from 'node:fs';
 import { promisify } from 'node:util';
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
@@ -50,15 +50,6 @@ const FOOTER_BYTES = 8;
  * cost 0.03-0.05 ms of CPU per 4 KiB read here. A cold read stalls the loop for one disk access.
  */
 const SYNC_READ_MAX = 64 * 1024;
-/**
- * The same for a block's last write (its tail and trailer) when it is at most this large: into the
- * page cache, a few microseconds. A small block then costs the thread pool three hand-overs instead
- * of six (its open, and the fdatasyncs of the file and of its directory): the close and the rename,
- * changes the kernel makes in memory, are made on the event loop for every block. Not the
- * open: creating a file can cost ext4 a search for a free inode (without a journal, it skips those
- * freed in the last 30 s, and a storage server frees many when files are deleted).
- */
-const SYNC_WRITE_MAX = 64 * 1024;
 /** How many read buffers of IO_UNIT bytes a store keeps for reuse (see BufferPool). */
 const READ_BUFFERS = 16;
 /**
@@ -68,9 +59,6 @@ const READ_BUFFERS = 16;
 const READ_AHEAD = 4;
 const MAX_TRAILER_BYTES = 64 * 1024;
 const readAt = promisify(readCallback);
-const writevAt = promisify(writevCallback);
-const fdatasync = promisify(fdatasyncCallback);
-const openFd = promisify(openCallback);
 
 export class BlockStore {
   private readonly blocksDir: string;
@@ -144,9 +132,9 @@ export class BlockStore {
     this.writing.add(id);
     const tmpPath = join(this.tmpDir, `${id}.${randomBytes(4).toString('hex')}`);
     try {
-      const fd = await openFd(tmpPath, 'wx', 0o600);
-      return new BlockWriter(id, fd, tmpPath, maxSize, async (meta, fileBytes) => {
-        renameSync(tmpPath, this.pathOf(id));
+      const fh = await fs.open(tmpPath, 'wx', 0o600);
+      return new BlockWriter(id, fh, tmpPath, maxSize, async (meta, fileBytes) => {
+        await fs.rename(tmpPath, this.pathOf(id));
         await this.syncDir(id.slice(0, 2));
         this.ids.set(id, fileBytes);
         this.usedBytes += fileBytes;
@@ -274,8 +262,7 @@ export class BlockWriter {
 
   constructor(
     readonly id: string,
-    /** The temporary file's descriptor, open until commit or abort. */
-    private readonly fd: number,
+    private readonly fh: fs.FileHandle,
     private readonly tmpPath: string,
     private readonly maxSize: number,
     private readonly publish: (meta: BlockMeta, fileBytes: number) => Promise<BlockMeta>,
@@ -309,12 +296,13 @@ export class BlockWriter {
     this.pendingBytes = 0;
     let written: number;
     try {
-      written = bytes <= SYNC_WRITE_MAX ? writevSync(this.fd, pieces) : (await writevAt(this.fd, pieces)).bytesWritten;
+      written = (await this.fh.writev(pieces)).bytesWritten;
     } catch (err) {
       throw toSdfsError(err);
     }
-    // A regular file takes all of a write unless its disk is full.
-    if (written !== bytes) throw new SdfsError('ENOSPACE', `block ${this.id}: wrote ${written} of ${bytes} bytes`);
+    // A regular file takes all of a write unless its disk fills up meanwhile: a block short of its
+    // bytes must fail here, not be acknowledged with a trailer that no longer matches.
+    if (written !== bytes) throw new SdfsError('ENOSPACE', `block ${this.id}: wrote ${written} of ${bytes} bytes (disk full?)`);
   }
 
   /** The digest of the bytes written, once they are all written (a hashing writer only). */
@@ -352,9 +340,9 @@ export class BlockWriter {
       this.pending.push(trailer, footer);
       this.pendingBytes += trailer.length + FOOTER_BYTES;
       await this.flush();
-      await fdatasync(this.fd);
+      await this.fh.datasync();
+      await this.fh.close();
       this.done = true;
-      closeSync(this.fd);
       return await this.publish(meta, this.size + trailer.length + FOOTER_BYTES);
     } catch (err) {
       await this.abort();
@@ -368,11 +356,7 @@ export class BlockWriter {
     if (!this.done) {
       this.done = true;
       await this.flushing.catch(() => {});
-      try {
-        closeSync(this.fd);
-      } catch {
-        // The file is dropped either way.
-      }
+      await this.fh.close().catch(() => {});
     }
     await fs.rm(this.tmpPath, { force: true }).catch(() => {});
     this.release();
