@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
@@ -12,7 +12,7 @@ import { ERROR_TABLE } from '../src/protocol/errors.js';
 import { CLI, Cluster, waitFor } from './helpers/cluster.js';
 import { sha256, sha256Of } from './helpers/data.js';
 import {
-  assertOnlyExpectedNewFiles, assertSdfsError, clusterAuth, fuzz, fuzzAgent, listTree, parseRawResponse, privateTmpRoot, rawExchange, send, type Answer,
+  assertOnlyExpectedNewFiles, assertSdfsError, clusterAuth, fuzz, listTree, parseRawResponse, rawExchange, send, startHostileCluster, type Answer, type HostileCluster,
 } from './helpers/fuzz.js';
 
 // A time-bounded fuzz of each parser that takes input from outside: the name server's HTTP API
@@ -168,11 +168,11 @@ describe('fuzz', () => {
   let agent: Agent;
   let tree: Set<string>;
   let local: string;
+  let hostile: HostileCluster | undefined;
 
   before(async () => {
-    root = await privateTmpRoot();
-    cluster = await Cluster.start({ storages: 2, replication: 2, blockSize: 64 * 1024 });
-    agent = fuzzAgent();
+    hostile = await startHostileCluster();
+    ({ root, cluster, agent } = hostile);
     const client = cluster.client();
     await client.mkdir('/fz');
     await client.writeFile('/fz/file', randomBytes(100_000));
@@ -182,11 +182,7 @@ describe('fuzz', () => {
     await writeFile(join(local, 'local.txt'), 'local bytes');
     tree = await listTree(root);
   });
-  after(async () => {
-    await agent?.close();
-    await cluster?.stop();
-    if (root) await rm(root, { recursive: true, force: true });
-  });
+  after(() => hostile?.stop());
 
   /** The cluster still serves: the same bytes back through both ways in, and nothing new outside the data dirs. */
   const stillWorks = async (what: string): Promise<void> => {

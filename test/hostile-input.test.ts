@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -9,7 +9,7 @@ import type { Agent } from 'undici';
 import { Cluster, waitFor } from './helpers/cluster.js';
 import { randomStream, sha256, sha256Of } from './helpers/data.js';
 import {
-  assertOnlyExpectedNewFiles, assertSdfsError, clusterAuth, fuzzAgent, listTree, parseRawResponse, privateTmpRoot, rawExchange, send, type Answer,
+  assertOnlyExpectedNewFiles, assertSdfsError, clusterAuth, listTree, parseRawResponse, rawExchange, send, startHostileCluster, type Answer, type HostileCluster,
 } from './helpers/fuzz.js';
 
 // Hostile input at every door, one case at a time (test/fuzz.test.ts throws random input at the same
@@ -26,20 +26,16 @@ describe('hostile input', () => {
   let agent: Agent;
   let tree: Set<string>;
   let api: string;
+  let hostile: HostileCluster | undefined;
 
   before(async () => {
-    root = await privateTmpRoot();
-    cluster = await Cluster.start({ storages: 2, replication: 2, blockSize: 64 * 1024 });
-    agent = fuzzAgent();
+    hostile = await startHostileCluster();
+    ({ root, cluster, agent } = hostile);
     api = `${cluster.url}/api/v1`;
     await writeFile(join(root, 'local.bin'), randomBytes(1000));
     tree = await listTree(root);
   });
-  after(async () => {
-    await agent?.close();
-    await cluster?.stop();
-    if (root) await rm(root, { recursive: true, force: true });
-  });
+  after(() => hostile?.stop());
 
   const get = (url: string, headers: Record<string, string> = {}): Promise<Answer> => send(url, { method: 'GET', headers, dispatcher: agent });
   const post = (url: string, body: string): Promise<Answer> => send(url, { method: 'POST', body, headers: { 'content-type': 'application/json' }, dispatcher: agent });

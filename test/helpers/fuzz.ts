@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { Agent, request, type Dispatcher } from 'undici';
 import { AUTH_HEADERS, deriveKeys, issueBlockToken, signRequest, type BlockOp } from '../../src/protocol/auth.js';
 import { ERROR_TABLE } from '../../src/protocol/errors.js';
+import { Cluster } from './cluster.js';
 
 /**
  * Helpers for the fuzz and hostile-input tests: seeded, time-bounded property runs (fast-check), the
@@ -176,10 +177,38 @@ export async function listTree(root: string): Promise<Set<string>> {
  * else writes to: a snapshot of it before and after shows any file that hostile input created beside
  * or above a data dir.
  */
-export async function privateTmpRoot(): Promise<string> {
+async function privateTmpRoot(): Promise<string> {
   const root = await mkdtemp(join(tmpdir(), 'sdfs-hostile-'));
   process.env.TMPDIR = root;
   return root;
+}
+
+/** What the fuzz and hostile-input tests attack: a cluster under a private root (privateTmpRoot), and an agent to send with. */
+export interface HostileCluster {
+  root: string;
+  cluster: Cluster;
+  agent: Agent;
+  /** Ends the cluster's processes and removes the root. */
+  stop(): Promise<void>;
+}
+
+/** Starts a name server and two storage servers (R=2, 64 KiB blocks) under a private root. */
+export async function startHostileCluster(): Promise<HostileCluster> {
+  const root = await privateTmpRoot();
+  let cluster: Cluster | undefined;
+  const agent = fuzzAgent();
+  const stop = async (): Promise<void> => {
+    await agent.close();
+    await cluster?.stop();
+    await rm(root, { recursive: true, force: true });
+  };
+  try {
+    cluster = await Cluster.start({ storages: 2, replication: 2, blockSize: 64 * 1024 });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { root, cluster, agent, stop };
 }
 
 /**
