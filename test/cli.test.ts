@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { FileStat, SdfsClient } from '../src/client/index.js';
@@ -25,12 +24,9 @@ describe('sdfs subcommands', () => {
   before(async () => {
     cluster = await Cluster.start({ blockSize: BLOCK });
     client = cluster.client();
-    local = await mkdtemp(join(tmpdir(), 'sdfs-cli-local-'));
+    local = await cluster.scratchDir();
   });
-  after(async () => {
-    await cluster?.stop();
-    if (local) await rm(local, { recursive: true, force: true });
-  });
+  after(() => cluster?.stop());
 
   /** Runs a subcommand that must succeed; returns its stdout. */
   async function ok(args: string[], opts: { cwd?: string } = {}): Promise<string> {

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { SdfsClient } from '../src/client/index.js';
@@ -22,12 +21,9 @@ describe('sdfs shell', () => {
   before(async () => {
     cluster = await Cluster.start({ blockSize: BLOCK });
     client = cluster.client();
-    local = await mkdtemp(join(tmpdir(), 'sdfs-shell-local-'));
+    local = await cluster.scratchDir();
   });
-  after(async () => {
-    await cluster?.stop();
-    if (local) await rm(local, { recursive: true, force: true });
-  });
+  after(() => cluster?.stop());
 
   /** Runs one shell session with these input lines; returns its exit code and output lines. */
   async function shell(input: string[], cwd = local): Promise<{ code: number; out: string[] }> {

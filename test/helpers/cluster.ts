@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -137,6 +137,13 @@ export class Cluster {
   /** The cluster secret, made by the name server in its data dir on its first start. */
   get secretFile(): string {
     return join(this.dataDir, 'name', 'cluster.secret');
+  }
+
+  /** A directory of the test's own (local files to upload, downloads), inside the cluster's dir: `stop` removes it too. */
+  async scratchDir(name = 'local'): Promise<string> {
+    const dir = join(this.dataDir, name);
+    await mkdir(dir);
+    return dir;
   }
 
   /** A block token signed with this cluster's secret, as the name server hands them out. */
