@@ -52,6 +52,7 @@ export const QUICK_LIMITS: LimitSizes = { disk: 256 * MiB, tcp: 256 * MiB, hash:
 
 const mibps = (bytes: number, s: number): number => bytes / MiB / s;
 
+/** Measures the limits in `dir`, which is left with files in it: the caller removes it when the run is over. */
 export async function measureLimits(dir: string, sizes: LimitSizes): Promise<Limits> {
   await mkdir(dir, { recursive: true });
   log(`limits: disk write ${sizes.disk / MiB} MiB + fdatasync`);
@@ -116,23 +117,23 @@ async function diskRead(file: string, size: number): Promise<{ mibps: number; co
   return { mibps: mibps(size, seconds(t0)), cold };
 }
 
+/**
+ * Left in `dir` for the caller to remove when nothing is measured any more: on ext4 without a journal,
+ * creating files is slow for 30 s after many were removed (see docs/BENCHMARKS.md, The limits).
+ */
 async function smallFiles(dir: string, forS: number): Promise<number> {
   await mkdir(dir, { recursive: true });
-  try {
-    const r = await runPool(Infinity, 16, async (i) => {
-      const fh = await open(join(dir, `f${i}`), 'w');
-      try {
-        await fh.write(itemData(i, 4 * KiB));
-        await fh.datasync();
-      } finally {
-        await fh.close();
-      }
-    }, forS);
-    if (r.errors) throw new Error(`small files: ${r.firstError}`);
-    return r.done / r.seconds;
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  const r = await runPool(Infinity, 16, async (i) => {
+    const fh = await open(join(dir, `f${i}`), 'w');
+    try {
+      await fh.write(itemData(i, 4 * KiB));
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+  }, forS);
+  if (r.errors) throw new Error(`small files: ${r.firstError}`);
+  return r.done / r.seconds;
 }
 
 /** Plain JavaScript run by `node -e` in a child: connects and sends `size` bytes in 1 MiB writes. */

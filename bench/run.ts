@@ -75,13 +75,17 @@ let failures = 0;
 /** The cluster once stopped, its data dir kept until the limits are measured again. */
 let stopped: Cluster | undefined;
 
-/** Stops the cluster; `keepData` returns it stopped, its data dir still there, for the caller to remove. */
+/**
+ * Stops the cluster and removes what the run wrote; `keepData` leaves the files (the cluster's data
+ * dir, the limits' files) and returns the stopped cluster, for `removeFiles` after the last measurement.
+ */
 async function cleanUp(opts: { keepData?: boolean } = {}): Promise<Cluster | undefined> {
   const c = cluster;
   cluster = undefined;
   await c?.stop(opts).catch(() => {});
+  if (opts.keepData) return c;
   await rm(scratch, { recursive: true, force: true });
-  return opts.keepData ? c : undefined;
+  return undefined;
 }
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {
@@ -148,23 +152,23 @@ try {
   else if (wanted('W4')) skipped.push({ workload: 'W4', reason: 'name server memory per file: no --scale N given' });
   if (args.profile) log(`CPU profiles (written as the processes exit): ${profileDir}; summary: node --import tsx bench/profile-summary.ts DIR`);
 } finally {
-  // The cluster's files (tens of thousands of blocks) are removed after the limits are measured again:
-  // this ext4 (no journal) skips every inode freed in the last 30 s when it creates a file, which
-  // made the 4 KiB create limit measured right after their removal a fifth of the one at the start.
-  stopped = await cleanUp({ keepData: !args.quick });
+  // Files are removed only when nothing is measured any more (the cluster's tens of thousands of
+  // blocks, the limits' small files): this ext4 (no journal) skips every inode freed in the last 30 s
+  // when it creates a file, which made the 4 KiB create limit measured right after the removal of
+  // the cluster's blocks a fifth of the one at the start, and would slow W2 right after the limits.
+  stopped = await cleanUp({ keepData: true });
   if (nodeOptions === undefined) delete process.env.NODE_OPTIONS;
   else process.env.NODE_OPTIONS = nodeOptions;
 }
-if (!args.quick) {
-  log('limits again, with the cluster stopped');
-  const again = await mkdtemp(join(tmpdir(), 'sdfs-bench-'));
-  try {
-    limits = combineLimits(limits, await measureLimits(again, sizes.limits));
-  } finally {
-    await rm(again, { recursive: true, force: true });
+try {
+  if (!args.quick) {
+    log('limits again, with the cluster stopped');
+    limits = combineLimits(limits, await measureLimits(join(scratch, 'limits-again'), sizes.limits));
   }
+} finally {
+  await stopped?.removeData();
+  await rm(scratch, { recursive: true, force: true });
 }
-await stopped?.removeData();
 
 const cpuEnd = await machineCpu();
 const ownEnd = await ownCpu();

@@ -141,8 +141,8 @@ describe('block store on disk', () => {
     const root = join(dir, 'full');
     await mkdir(root);
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', root]);
+    const store = new BlockStore(root);
     try {
-      const store = new BlockStore(root);
       await store.open();
       const w = await store.createWriter(newId(), 1024 * 1024);
       await w.write(randomBytes(512 * 1024));
@@ -150,9 +150,10 @@ describe('block store on disk', () => {
       assert.equal(store.blockCount, 0);
       assert.deepEqual(await readdir(join(root, 'tmp')), []);
       assert.deepEqual((await readdir(join(root, 'blocks'), { recursive: true })).filter((f) => /[0-9a-f]{32}$/.test(f)), []);
-      await store.close();
     } finally {
-      execFileSync('umount', [root]);
+      await store.close();
+      // Lazily: a file left open by a failed assertion must not leave the mount behind.
+      execFileSync('umount', ['-l', root]);
     }
   });
 

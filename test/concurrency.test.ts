@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Cluster } from './helpers/cluster.js';
 import { randomStream, sha256, sha256Of } from './helpers/data.js';
@@ -54,13 +56,11 @@ describe('many clients at once', () => {
   });
 
   it('10 processes of the sdfs command putting files at once', async () => {
-    const { writeFile, mkdtemp } = await import('node:fs/promises');
-    const { join } = await import('node:path');
-    const { tmpdir } = await import('node:os');
-    const dir = await mkdtemp(join(tmpdir(), 'sdfs-conc-'));
+    const dir = await cluster.scratchDir('conc');
+    const content = (i: number): Buffer => Buffer.alloc(100_000 + i, i);
     const files = await Promise.all(Array.from({ length: 10 }, async (_, i) => {
       const p = join(dir, `local-${i}`);
-      await writeFile(p, Buffer.alloc(100_000 + i, i));
+      await writeFile(p, content(i));
       return p;
     }));
     const results = await Promise.all(files.map((f, i) => cluster.cli(['put', f, `/proc-${i}`])));
@@ -68,7 +68,7 @@ describe('many clients at once', () => {
     const client = cluster.client();
     for (let i = 0; i < 10; i++) {
       const back = await sha256Of(await client.createReadStream(`/proc-${i}`));
-      assert.equal(back.size, 100_000 + i);
+      assert.deepEqual(back, { size: 100_000 + i, sha256: sha256(content(i)) });
     }
   });
 });
