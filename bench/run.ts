@@ -77,7 +77,8 @@ let stopped: Cluster | undefined;
 
 /**
  * Stops the cluster and removes what the run wrote; `keepData` leaves the files (the cluster's data
- * dir, the limits' files) and returns the stopped cluster, for `removeFiles` after the last measurement.
+ * dir, the limits' files in `scratch`) and returns the stopped cluster, whose `removeData` is called
+ * after the last measurement.
  */
 async function cleanUp(opts: { keepData?: boolean } = {}): Promise<Cluster | undefined> {
   const c = cluster;
