@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, read as readCallback, readSync } from 'node:fs';
+import { closeSync, openSync, read as readCallback, readdirSync, readSync, statSync } from 'node:fs';
 import { promisify } from 'node:util';
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
@@ -87,11 +87,13 @@ export class BlockStore {
     await fsyncDir(this.dataDir);
     this.ids.clear();
     this.usedBytes = 0;
-    for (const sub of await fs.readdir(this.blocksDir)) {
-      for (const name of await fs.readdir(join(this.blocksDir, sub))) {
-        const st = await fs.stat(join(this.blocksDir, sub, name));
-        this.ids.set(name, st.size);
-        this.usedBytes += st.size;
+    // On the event loop: nothing is served before the store is open, and a hand-over to the thread
+    // pool per block file made the scan four times slower (100,000 block files: 3.6-5.0 s against 1.0-1.1 s).
+    for (const sub of readdirSync(this.blocksDir)) {
+      for (const name of readdirSync(join(this.blocksDir, sub))) {
+        const { size } = statSync(join(this.blocksDir, sub, name));
+        this.ids.set(name, size);
+        this.usedBytes += size;
       }
     }
   }
