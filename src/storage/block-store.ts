@@ -293,7 +293,8 @@ export class BlockWriter {
 
   private async flush(): Promise<void> {
     const pieces = this.pending;
-    const bytes = this.pendingBytes;
+    // Counted from the pieces themselves: commit adds the trailer and footer to them directly.
+    const bytes = pieces.reduce((n, piece) => n + piece.length, 0);
     this.pending = [];
     this.pendingBytes = 0;
     let written: number;
@@ -340,7 +341,6 @@ export class BlockWriter {
     try {
       await this.flushing;
       this.pending.push(trailer, footer);
-      this.pendingBytes += trailer.length + FOOTER_BYTES;
       await this.flush();
       await this.fh.datasync();
       await this.fh.close();
