@@ -2,12 +2,11 @@
  * What every workload is given (the cluster and the sizes of this run), the sizes of a full and a
  * quick run, and the machine limits each figure is read against.
  */
-import { existsSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { blocksOnDisk } from '../src/storage/block-store.js';
 import type { Cluster } from '../test/helpers/cluster.js';
 import { FULL_LIMITS, QUICK_LIMITS, type LimitSizes } from './limits.js';
 import type { Vs } from './report.js';
-import { dropCache, filesUnder, GiB, MiB, type PoolResult } from './util.js';
+import { dropCache, GiB, MiB, type PoolResult } from './util.js';
 
 export interface Sizes {
   limits: LimitSizes;
@@ -57,24 +56,20 @@ export const VS = {
 
 /**
  * Drops the page cache of the block files of one sdfs file on every storage server, so that the
- * next read of it is cold. The block list comes from the name server; the files are looked for where
- * the storage servers keep them (`blocks/<2 hex>/<id>`), else anywhere under their data dirs.
+ * next read of it is cold: each block's file, or the log segment that holds its record.
  */
 export async function dropFileCache(ctx: Context, path: string): Promise<boolean> {
   const client = ctx.cluster.client();
   const ids = (await client.blocks(path)).blocks.map((b) => b.id);
-  const dirs = ctx.cluster.storages.map((s) => s.dataDir);
-  const files: string[] = [];
-  let all: string[] | undefined;
-  for (const id of ids) {
-    const direct = dirs.map((d) => join(d, 'blocks', id.slice(0, 2), id)).filter((f) => existsSync(f));
-    if (direct.length) files.push(...direct);
-    else {
-      all ??= (await Promise.all(dirs.map((d) => filesUnder(d)))).flat();
-      files.push(...all.filter((f) => basename(f).includes(id)));
+  const files = new Set<string>();
+  for (const s of ctx.cluster.storages) {
+    const held = blocksOnDisk(s.dataDir);
+    for (const id of ids) {
+      const at = held.get(id);
+      if (at) files.add(at.path);
     }
   }
-  return files.length > 0 && dropCache(files);
+  return files.size > 0 && dropCache([...files]);
 }
 
 /** What a figure should say about its pool: items cut by the deadline, and errors. */

@@ -147,16 +147,6 @@ export async function dropCache(files: string[]): Promise<boolean> {
   return ok;
 }
 
-/** Every regular file under `dir`, recursively. */
-export async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...await filesUnder(p));
-    else if (e.isFile()) out.push(p);
-  }
-  return out;
-}
 
 /** Bytes of the files whose names start with `prefix` in `dir` (a SQLite database with its -wal and -shm). */
 export async function bytesOf(dir: string, prefix: string): Promise<number> {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { newId } from '../src/protocol/blocks.js';
-import { BlockStore } from '../src/storage/block-store.js';
+import { BlockStore, blocksOnDisk } from '../src/storage/block-store.js';
 import { blockDigest, sha256 } from './helpers/data.js';
 
 describe('block store on disk', () => {
@@ -109,8 +109,14 @@ describe('block store on disk', () => {
     const w = await store.createWriter(newId(), 10);
     await assert.rejects(w.write(Buffer.alloc(11)), { code: 'ETOOBIG' });
     await w.abort();
+    // Over the size limit after a part of it went to its file.
+    const big = await store.createWriter(newId(), 2 * 1024 * 1024);
+    await big.write(Buffer.alloc(1024 * 1024 + 1));
+    await assert.rejects(big.write(Buffer.alloc(1024 * 1024)), { code: 'ETOOBIG' });
+    await big.abort();
     assert.deepEqual(await readdir(join(dir, 'b', 'tmp')), []);
     assert.equal(store.blockCount, 0);
+    await store.close();
   });
 
   it('drops leftovers of an interrupted write at start, and reports a damaged trailer', async () => {
@@ -119,8 +125,9 @@ describe('block store on disk', () => {
     await store.open();
     await writeFile(join(root, 'tmp', `${newId()}.dead`), 'half a block');
     const id = newId();
-    const w = await store.createWriter(id, 1000);
-    await w.write(Buffer.from('0123456789'));
+    // Larger than the block log takes: a file of its own.
+    const w = await store.createWriter(id, 2 * 1024 * 1024);
+    await w.write(Buffer.alloc(1024 * 1024 + 10, 1));
     await w.commit();
     // Damage the trailer's magic.
     const fh = await open(join(root, 'blocks', id.slice(0, 2), id), 'r+');
@@ -144,12 +151,32 @@ describe('block store on disk', () => {
     const store = new BlockStore(root);
     try {
       await store.open();
-      const w = await store.createWriter(newId(), 1024 * 1024);
+      // To the block log: the part written is cut off again.
+      const w = await store.createWriter(newId(), 4 * 1024 * 1024);
       await w.write(randomBytes(512 * 1024));
       await assert.rejects(w.commit(), { code: 'ENOSPACE' });
+      // To a file of its own.
+      const big = await store.createWriter(newId(), 4 * 1024 * 1024);
+      await assert.rejects((async () => {
+        for (let i = 0; i < 4; i++) await big.write(randomBytes(512 * 1024));
+        await big.commit();
+      })(), { code: 'ENOSPACE' });
+      await big.abort();
       assert.equal(store.blockCount, 0);
       assert.deepEqual(await readdir(join(root, 'tmp')), []);
-      assert.deepEqual((await readdir(join(root, 'blocks'), { recursive: true })).filter((f) => /[0-9a-f]{32}$/.test(f)), []);
+      assert.deepEqual([...blocksOnDisk(root).keys()], []);
+      // What fits is still taken, after the failed append, and found again after a restart.
+      const id = newId();
+      const small = randomBytes(4096);
+      const ok = await store.createWriter(id, 4096);
+      await ok.write(small);
+      await ok.commit();
+      await store.close();
+      const again = new BlockStore(root);
+      await again.open();
+      assert.deepEqual(again.list(), [id]);
+      assert.deepEqual((await again.read(await again.readMeta(id), 0, 4096)).data, small);
+      await again.close();
     } finally {
       await store.close();
       // Lazily: a file left open by a failed assertion must not leave the mount behind.
@@ -163,5 +190,6 @@ describe('block store on disk', () => {
     await assert.rejects(store.createWriter('../../escape', 10), { code: 'EINVAL' });
     await assert.rejects(store.readMeta('..'), { code: 'EINVAL' });
     await assert.rejects(store.delete('/etc/passwd'), { code: 'EINVAL' });
+    await store.close();
   });
 });

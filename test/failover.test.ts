@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { open } from 'node:fs/promises';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Cluster } from './helpers/cluster.js';
+import { damageBlock } from './helpers/blocks.js';
 import { randomStream, sha256Of } from './helpers/data.js';
 
 // Reads go on from another replica when one is damaged or gone; writes go around a dead storage
@@ -20,9 +19,7 @@ describe('failover', () => {
     // Damage every block on its first replica (the one a reader tries first).
     for (const b of located.blocks) {
       const holder = cluster.storages.find((s) => s.id === b.replicas[0]!.id)!;
-      const fh = await open(join(holder.dataDir, 'blocks', b.id.slice(0, 2), b.id), 'r+');
-      await fh.write(Buffer.from([0xde, 0xad, 0xbe, 0xef]), 0, 4, Math.floor(b.size / 2));
-      await fh.close();
+      await damageBlock(holder.dataDir, b.id, Math.floor(b.size / 2), Buffer.from([0xde, 0xad, 0xbe, 0xef]));
     }
     const failures: string[] = [];
     const { createFileReadStream } = await import('../src/protocol/file-read-stream.js');

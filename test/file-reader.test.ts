@@ -13,6 +13,7 @@ import { SdfsError } from '../src/protocol/errors.js';
 import { FileReader } from '../src/protocol/file-reader.js';
 import type { BlocksResponse } from '../src/protocol/messages.js';
 import { Cluster } from './helpers/cluster.js';
+import { damageBlock } from './helpers/blocks.js';
 
 // Reads into the caller's memory (`client.open`): the bytes at every position and length that
 // matters around checksum chunks and blocks, failover, connections kept and closed, and storage
@@ -91,9 +92,7 @@ describe('reads into memory through a 3-server cluster', () => {
     // Damage a chunk in the middle of every block on the replica a reader tries first.
     for (const b of located.blocks) {
       const holder = cluster.storages.find((s) => s.id === b.replicas[0]!.id)!;
-      const fh = await open(join(holder.dataDir, 'blocks', b.id.slice(0, 2), b.id), 'r+');
-      await fh.write(Buffer.from([0xde, 0xad, 0xbe, 0xef]), 0, 4, Math.min(CHUNK_SIZE + 10, b.size - 4));
-      await fh.close();
+      await damageBlock(holder.dataDir, b.id, Math.min(CHUNK_SIZE + 10, b.size - 4), Buffer.from([0xde, 0xad, 0xbe, 0xef]));
     }
     const channel = new BlockChannel();
     try {

@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { newId, TrailerSplitter } from '../src/protocol/blocks.js';
@@ -12,15 +10,12 @@ import { AUTH_HEADERS } from '../src/protocol/auth.js';
 import { BLOCK_HEADERS } from '../src/protocol/messages.js';
 import { Cluster } from './helpers/cluster.js';
 import { createDigester, digestFromBytes, digestToBytes } from '../src/protocol/block-digest.js';
+import { blockOnDisk, storedBlock } from './helpers/blocks.js';
 import { blockDigest } from './helpers/data.js';
 
-/** A block file as a storage server keeps it: [data][trailer JSON][trailer length u32 BE]["SDB1"]. */
+/** A block as a storage server keeps it on disk: its bytes and its stored metadata. */
 async function blockFile(dataDir: string, id: string): Promise<{ data: Buffer; meta: { v: number; digest: string; size: number; crcs: number[] } }> {
-  const raw = await readFile(join(dataDir, 'blocks', id.slice(0, 2), id));
-  assert.equal(raw.subarray(raw.length - 4).toString(), 'SDB1');
-  const len = raw.readUInt32BE(raw.length - 8);
-  const meta = JSON.parse(raw.subarray(raw.length - 8 - len, raw.length - 8).toString()) as { v: number; digest: string; size: number; crcs: number[] };
-  return { data: raw.subarray(0, raw.length - 8 - len), meta };
+  return { data: await storedBlock(dataDir, id), meta: blockOnDisk(dataDir, id).meta };
 }
 
 describe('the trailer splitter', () => {

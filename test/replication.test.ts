@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { open, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import type { SdfsClient } from '../src/client/index.js';
 import { Cluster, FAST_FAILURE, waitFor } from './helpers/cluster.js';
+import { damageBlock } from './helpers/blocks.js';
 import { blockDigestOf, randomStream, sha256, sha256Of } from './helpers/data.js';
 import { readBlock } from '../src/protocol/file-read-stream.js';
 import { BlockChannel } from '../src/protocol/block-channel.js';
@@ -93,9 +94,7 @@ describe('re-replication after a storage server dies, and cleaning when it retur
     const holders = block.replicas.filter((r) => r.alive).map((r) => cluster.storages.findIndex((s) => s.id === r.id));
     const good = holders[0]!;
     for (const i of holders.slice(1)) {
-      const fh = await open(join(cluster.storages[i]!.dataDir, 'blocks', block.id.slice(0, 2), block.id), 'r+');
-      await fh.write(Buffer.from('bitrot'), 0, 6, 10);
-      await fh.close();
+      await damageBlock(cluster.storages[i]!.dataDir, block.id, 10, Buffer.from('bitrot'));
     }
     for (let i = 0; i < 20; i++) await assertReadable(client, files);
     // The damaged replicas were reported and replaced from the good one.
@@ -153,10 +152,7 @@ describe('damaged replicas and strays', () => {
   after(async () => { await cluster?.stop(); });
 
   async function damage(storageIndex: number, blockId: string): Promise<void> {
-    const holder = cluster.storages[storageIndex]!;
-    const fh = await open(join(holder.dataDir, 'blocks', blockId.slice(0, 2), blockId), 'r+');
-    await fh.write(Buffer.from('garbage!'), 0, 8, 100);
-    await fh.close();
+    await damageBlock(cluster.storages[storageIndex]!.dataDir, blockId, 100, Buffer.from('garbage!'));
   }
 
   it('the scrub finds a damaged replica nobody reads, and it is replaced', async () => {

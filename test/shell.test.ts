@@ -48,12 +48,9 @@ describe('sdfs shell', () => {
     return { dir, data };
   }
 
-  async function blockFilesOnDisk(): Promise<number> {
+  async function blocksOnDisk(): Promise<number> {
     let n = 0;
-    for (const s of cluster.storages) {
-      const root = join(s.dataDir, 'blocks');
-      for (const sub of await readdir(root)) n += (await readdir(join(root, sub))).length;
-    }
+    for (const [i] of cluster.storages.entries()) n += (await cluster.blocksOnDisk(i)).size;
     return n;
   }
 
@@ -63,7 +60,7 @@ describe('sdfs shell', () => {
     const dataSha = sha256(kept);
     await client.writeFile('/keep/sub/data', kept);
     await client.writeFile('/top', 'top');
-    assert.ok((await blockFilesOnDisk()) >= 9, 'three replicas of each block are on disk');
+    assert.ok((await blocksOnDisk()) >= 9, 'three replicas of each block are on disk');
     const question = 'This deletes every file and directory in the cluster. Continue? [y/N] ';
 
     for (const kept of await Promise.all(['n', '', 'no'].map((answer) => shell(['init', answer, 'pwd'])))) {
@@ -89,7 +86,7 @@ describe('sdfs shell', () => {
     assert.deepEqual(wiped.out.slice(5), ['/'], 'the working directory is back at / and / is empty');
     assert.deepEqual(await client.readdir('/'), []);
     assert.equal(await client.exists('/keep/sub/data'), false);
-    assert.equal(await blockFilesOnDisk(), 0, 'every storage server was wiped');
+    assert.equal(await blocksOnDisk(), 0, 'every storage server was wiped');
     // The cluster works after init.
     await client.writeFile('/after-init', 'still works');
     assert.equal(await remoteSha('/after-init'), sha256(Buffer.from('still works')));

@@ -6,11 +6,14 @@ import { join } from 'node:path';
 import { BLOCK_DIGEST, createDigester, isDigest, type DigestAlgorithm, type Digester } from '../protocol/block-digest.js';
 import { CHUNK_SIZE, ChunkCrcs, validateId } from '../protocol/blocks.js';
 import { SdfsError, toSdfsError } from '../protocol/errors.js';
+import { BlockLog, dataOffset, LOG_BLOCK_MAX, scanLog } from './block-log.js';
 import { BufferPool } from './buffer-pool.js';
 import { RangeReader } from './range-reader.js';
 
 /**
- * Block files on local disk. A block lives in `blocks/<first two hex digits>/<id>` as one file:
+ * Blocks on local disk. A block of up to LOG_BLOCK_MAX bytes is appended to the block log (block-log.ts),
+ * where blocks written at once share a write and an fdatasync. A larger one lives in
+ * `blocks/<first two hex digits>/<id>` as one file:
  *
  *   [data][trailer: UTF-8 JSON BlockMeta][trailer length: u32 BE]["SDB1"]
  *
@@ -63,7 +66,9 @@ const readAt = promisify(readCallback);
 export class BlockStore {
   private readonly blocksDir: string;
   private readonly tmpDir: string;
+  /** Blocks kept as files, and their files' sizes. */
   private readonly ids = new Map<string, number>();
+  private readonly log: BlockLog;
   private readonly writing = new Set<string>();
   private readonly metaCache = new Map<string, BlockMeta>();
   /** Buffers of IO_UNIT bytes lent to reads (see read). */
@@ -72,9 +77,16 @@ export class BlockStore {
   private readonly dirHandles = new Map<string, fs.FileHandle>();
   private usedBytes = 0;
 
-  constructor(readonly dataDir: string) {
+  /** `logSegmentBytes`: the block log's segment size (tests make it small). */
+  constructor(readonly dataDir: string, opts: { logSegmentBytes?: number } = {}) {
     this.blocksDir = join(dataDir, 'blocks');
     this.tmpDir = join(dataDir, 'tmp');
+    this.log = new BlockLog(dataDir, opts.logSegmentBytes);
+  }
+
+  /** Resolves once the block log has nothing queued and no compaction running (tests). */
+  idle(): Promise<void> {
+    return this.log.idle();
   }
 
   /** Creates the layout, drops leftovers of interrupted writes and indexes the blocks on disk. */
@@ -96,22 +108,23 @@ export class BlockStore {
         this.usedBytes += size;
       }
     }
+    await this.log.open();
   }
 
   get blockCount(): number {
-    return this.ids.size;
+    return this.ids.size + this.log.count;
   }
 
   get used(): number {
-    return this.usedBytes;
+    return this.usedBytes + this.log.used;
   }
 
   has(id: string): boolean {
-    return this.ids.has(id);
+    return this.ids.has(id) || this.log.has(id);
   }
 
   list(): string[] {
-    return [...this.ids.keys()];
+    return [...this.ids.keys(), ...this.log.ids()];
   }
 
   async space(): Promise<{ capacity: number; free: number }> {
@@ -130,31 +143,40 @@ export class BlockStore {
    */
   async createWriter(id: string, maxSize: number, opts: { digest?: DigestAlgorithm | null } = {}): Promise<BlockWriter> {
     validateId(id);
-    if (this.ids.has(id) || this.writing.has(id)) throw new SdfsError('EEXIST', `block ${id} already exists`);
+    if (this.has(id) || this.writing.has(id)) throw new SdfsError('EEXIST', `block ${id} already exists`);
     this.writing.add(id);
     const tmpPath = join(this.tmpDir, `${id}.${randomBytes(4).toString('hex')}`);
-    try {
-      const fh = await fs.open(tmpPath, 'wx', 0o600);
-      return new BlockWriter(id, fh, tmpPath, maxSize, async (meta, fileBytes) => {
+    return new BlockWriter(id, maxSize, {
+      tmpPath,
+      openFile: () => fs.open(tmpPath, 'wx', 0o600),
+      publishFile: async (meta, fileBytes) => {
         await fs.rename(tmpPath, this.pathOf(id));
         await this.syncDir(id.slice(0, 2));
         this.ids.set(id, fileBytes);
         this.usedBytes += fileBytes;
         this.cacheMeta(meta);
         return meta;
-      }, () => this.writing.delete(id), opts.digest === null ? null : createDigester(opts.digest ?? BLOCK_DIGEST));
-    } catch (err) {
-      this.writing.delete(id);
-      throw toSdfsError(err);
-    }
+      },
+      appendToLog: async (meta, data) => {
+        await this.log.append(meta, data);
+        this.cacheMeta(meta);
+        return meta;
+      },
+      release: () => this.writing.delete(id),
+    }, opts.digest === null ? null : createDigester(opts.digest ?? BLOCK_DIGEST));
   }
 
   /** A block's metadata; `fromDisk` skips the cache (the scrubber checks what is really there). */
   async readMeta(id: string, fromDisk = false): Promise<BlockMeta> {
     validateId(id);
-    if (!this.ids.has(id)) throw new SdfsError('ENOENT', `no block ${id}`);
+    if (!this.has(id)) throw new SdfsError('ENOENT', `no block ${id}`);
     const cached = fromDisk ? undefined : this.metaCache.get(id);
     if (cached) return cached;
+    if (this.log.has(id)) {
+      const meta = await this.log.readMeta(id);
+      this.cacheMeta(meta);
+      return meta;
+    }
     const fh = await fs.open(this.pathOf(id), 'r');
     try {
       const meta = await readTrailer(fh);
@@ -181,6 +203,7 @@ export class BlockStore {
     const { id } = meta;
     if (start < 0 || end > meta.size || start > end) throw new SdfsError('EINVAL', 'range outside the block');
     const length = end - start;
+    if (this.log.has(id)) return this.readLogged(id, start, length, fromDisk);
     // The scrubber reads at its own slow pace: no read-ahead.
     if (length > IO_UNIT) return { range: await RangeReader.open(this.pathOf(id), start, end, this.readBuffers, fromDisk ? 1 : READ_AHEAD) };
     if (length === 0) return { data: Buffer.alloc(0) };
@@ -207,6 +230,18 @@ export class BlockStore {
     return { data, release };
   }
 
+  private async readLogged(id: string, start: number, length: number, fromDisk: boolean): Promise<BlockData> {
+    const lent = length > SYNC_READ_MAX ? this.readBuffers.lend(length) : undefined;
+    const data = lent ? lent.data : Buffer.allocUnsafe(length);
+    try {
+      await this.log.read(id, data, start, length <= SYNC_READ_MAX && !fromDisk);
+    } catch (err) {
+      lent?.release();
+      throw err;
+    }
+    return { data, release: lent?.release };
+  }
+
   private async syncDir(sub: string): Promise<void> {
     let fh = this.dirHandles.get(sub);
     if (!fh) {
@@ -219,10 +254,15 @@ export class BlockStore {
   async close(): Promise<void> {
     for (const fh of this.dirHandles.values()) await fh.close().catch(() => {});
     this.dirHandles.clear();
+    await this.log.close();
   }
 
   async delete(id: string): Promise<boolean> {
     validateId(id);
+    if (this.log.remove(id)) {
+      this.metaCache.delete(id);
+      return true;
+    }
     const size = this.ids.get(id);
     if (size === undefined) return false;
     this.ids.delete(id);
@@ -235,12 +275,20 @@ export class BlockStore {
   /** Moves a damaged block out of the way (to `corrupt/`), where an operator may still look at it. */
   async quarantine(id: string): Promise<void> {
     validateId(id);
+    const dir = join(this.dataDir, 'corrupt');
+    if (this.log.has(id)) {
+      // Its record as it is on disk (header, meta, data), in a file of its own.
+      const record = await this.log.readRecord(id).catch(() => undefined);
+      this.log.remove(id);
+      this.metaCache.delete(id);
+      if (record) await fs.mkdir(dir, { recursive: true }).then(() => fs.writeFile(join(dir, `${id}.${Date.now()}.record`), record)).catch(() => {});
+      return;
+    }
     const size = this.ids.get(id);
     if (size === undefined) return;
     this.ids.delete(id);
     this.metaCache.delete(id);
     this.usedBytes -= size;
-    const dir = join(this.dataDir, 'corrupt');
     await fs.mkdir(dir, { recursive: true });
     await fs.rename(this.pathOf(id), join(dir, `${id}.${Date.now()}`)).catch(() => fs.rm(this.pathOf(id), { force: true }));
   }
@@ -248,7 +296,58 @@ export class BlockStore {
   /** Removes every block: the shell's `init`. */
   async wipe(): Promise<void> {
     for (const id of [...this.ids.keys()]) await this.delete(id);
+    this.metaCache.clear();
+    await this.log.wipe();
   }
+}
+
+/** Where a block's data lies in a data dir: a block file, or a record in a log segment. */
+export interface BlockOnDisk {
+  path: string;
+  /** Where its data starts in that file. */
+  offset: number;
+  size: number;
+  /** Its metadata as stored (a block file's trailer as it is, v1 or v2). */
+  meta: BlockMeta;
+}
+
+/** The blocks in a data dir and where their bytes are, read offline (tests, the bench): not for a store in use. */
+export function blocksOnDisk(dataDir: string): Map<string, BlockOnDisk> {
+  const out = new Map<string, BlockOnDisk>();
+  const blocksDir = join(dataDir, 'blocks');
+  for (const sub of readdirSync(blocksDir)) {
+    for (const id of readdirSync(join(blocksDir, sub))) {
+      const path = join(blocksDir, sub, id);
+      const fd = openSync(path, 'r');
+      try {
+        const footer = Buffer.alloc(FOOTER_BYTES);
+        const { size } = statSync(path);
+        readSync(fd, footer, 0, FOOTER_BYTES, size - FOOTER_BYTES);
+        const trailer = Buffer.alloc(footer.readUInt32BE(0));
+        const dataBytes = size - FOOTER_BYTES - trailer.length;
+        readSync(fd, trailer, 0, trailer.length, dataBytes);
+        out.set(id, { path, offset: 0, size: dataBytes, meta: JSON.parse(trailer.toString('utf8')) as BlockMeta });
+      } finally {
+        closeSync(fd);
+      }
+    }
+  }
+  for (const [id, e] of scanLog(dataDir)) out.set(id, { path: e.path, offset: dataOffset(e), size: e.size, meta: e.meta });
+  return out;
+}
+
+/** What a writer needs from its store. */
+interface WriteTarget {
+  /** Where the block's file is written before it is complete. */
+  tmpPath: string;
+  /** Opens that file: only once the block is too large to be held until commit. */
+  openFile(): Promise<fs.FileHandle>;
+  /** Makes a block written to its file (fsynced, closed) visible. */
+  publishFile(meta: BlockMeta, fileBytes: number): Promise<BlockMeta>;
+  /** Appends a block never written to a file (LOG_BLOCK_MAX bytes at most) to the block log. */
+  appendToLog(meta: BlockMeta, data: Buffer[]): Promise<BlockMeta>;
+  /** Gives the block's id back, written or not. */
+  release(): void;
 }
 
 export class BlockWriter {
@@ -256,6 +355,8 @@ export class BlockWriter {
   private computed: string | undefined;
   private readonly crcs = new ChunkCrcs(CHUNK_SIZE);
   private done = false;
+  /** The block's file, once opened (a block that fits the log never is). */
+  private fh: fs.FileHandle | undefined;
   /** Bytes received but not yet written: written in large pieces, or all at once at commit. */
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -264,11 +365,8 @@ export class BlockWriter {
 
   constructor(
     readonly id: string,
-    private readonly fh: fs.FileHandle,
-    private readonly tmpPath: string,
     private readonly maxSize: number,
-    private readonly publish: (meta: BlockMeta, fileBytes: number) => Promise<BlockMeta>,
-    private readonly release: () => void,
+    private readonly target: WriteTarget,
     private readonly hash: Digester | null,
   ) {}
 
@@ -283,7 +381,8 @@ export class BlockWriter {
     this.crcs.update(chunk);
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
-    if (this.pendingBytes >= IO_UNIT) {
+    // Up to LOG_BLOCK_MAX (= IO_UNIT) bytes are held: a block that ends there goes to the log whole.
+    if (this.pendingBytes > IO_UNIT) {
       // One write is in flight while the next unit is received: the disk and the socket work at once.
       await this.flushing;
       this.flushing = this.flush();
@@ -299,6 +398,7 @@ export class BlockWriter {
     this.pendingBytes = 0;
     let written: number;
     try {
+      this.fh ??= await this.target.openFile();
       written = (await this.fh.writev(pieces)).bytesWritten;
     } catch (err) {
       throw toSdfsError(err);
@@ -316,8 +416,9 @@ export class BlockWriter {
   }
 
   /**
-   * Appends the trailer, fsyncs, and makes the block visible. `digest`: the block's digest as the head
-   * of the pipeline computed it, for a writer that does not hash.
+   * Makes the block durable and visible: appended to the block log if it fits, else its file gets the
+   * trailer, an fsync and its place. `digest`: the block's digest as the head of the pipeline
+   * computed it, for a writer that does not hash.
    */
   async commit(given?: string): Promise<BlockMeta> {
     if (this.size === 0) {
@@ -334,23 +435,29 @@ export class BlockWriter {
       v: 2, id: this.id, size: this.size, digest,
       chunkSize: CHUNK_SIZE, crcs: this.crcs.finish(), created: Date.now(),
     };
-    const trailer = Buffer.from(JSON.stringify(meta));
-    const footer = Buffer.alloc(FOOTER_BYTES);
-    footer.writeUInt32BE(trailer.length, 0);
-    MAGIC.copy(footer, 4);
     try {
       await this.flushing;
+      if (!this.fh && this.size <= LOG_BLOCK_MAX) {
+        const data = this.pending;
+        this.pending = [];
+        this.done = true;
+        return await this.target.appendToLog(meta, data);
+      }
+      const trailer = Buffer.from(JSON.stringify(meta));
+      const footer = Buffer.alloc(FOOTER_BYTES);
+      footer.writeUInt32BE(trailer.length, 0);
+      MAGIC.copy(footer, 4);
       this.pending.push(trailer, footer);
       await this.flush();
-      await this.fh.datasync();
-      await this.fh.close();
+      await this.fh!.datasync();
+      await this.fh!.close();
       this.done = true;
-      return await this.publish(meta, this.size + trailer.length + FOOTER_BYTES);
+      return await this.target.publishFile(meta, this.size + trailer.length + FOOTER_BYTES);
     } catch (err) {
       await this.abort();
       throw toSdfsError(err);
     } finally {
-      this.release();
+      this.target.release();
     }
   }
 
@@ -358,10 +465,10 @@ export class BlockWriter {
     if (!this.done) {
       this.done = true;
       await this.flushing.catch(() => {});
-      await this.fh.close().catch(() => {});
+      await this.fh?.close().catch(() => {});
     }
-    await fs.rm(this.tmpPath, { force: true }).catch(() => {});
-    this.release();
+    if (this.fh) await fs.rm(this.target.tmpPath, { force: true }).catch(() => {});
+    this.target.release();
   }
 }
 

@@ -1,11 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { connect, type SdfsClient } from '../../src/client/index.js';
 import { deriveKeys, issueBlockToken, type BlockOp } from '../../src/protocol/auth.js';
+import { blocksOnDisk } from '../../src/storage/block-store.js';
 
 /**
  * Starts real sdfs processes (the built CLI, `dist/cli/main.js`) on 127.0.0.1 with free ports and a
@@ -200,10 +201,7 @@ export class Cluster {
 
   /** The block ids in storage server i's data dir, read from its disk. */
   async blocksOnDisk(i: number): Promise<Set<string>> {
-    const root = join(this.storages[i]!.dataDir, 'blocks');
-    const out = new Set<string>();
-    for (const sub of await readdir(root)) for (const name of await readdir(join(root, sub))) out.add(name);
-    return out;
+    return new Set(blocksOnDisk(this.storages[i]!.dataDir).keys());
   }
 
   client(key = this.opts.clientKey): SdfsClient {

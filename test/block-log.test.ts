@@ -1,0 +1,272 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { appendFile, mkdtemp, open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { newId } from '../src/protocol/blocks.js';
+import { BlockStore, blocksOnDisk } from '../src/storage/block-store.js';
+import { Scrubber } from '../src/storage/scrubber.js';
+import { blockDigest } from './helpers/data.js';
+
+/** Small segments, so that a test fills several and compaction has sealed ones to work on. */
+const SEGMENT = 64 * 1024;
+
+async function put(store: BlockStore, id: string, data: Buffer): Promise<void> {
+  const w = await store.createWriter(id, 4 * 1024 * 1024);
+  // In pieces, as a socket hands them over.
+  for (let off = 0; off < data.length; off += 1500) await w.write(data.subarray(off, off + 1500));
+  await w.commit();
+}
+
+async function get(store: BlockStore, id: string, start = 0, end?: number): Promise<Buffer> {
+  const meta = await store.readMeta(id);
+  const read = await store.read(meta, start, end ?? meta.size);
+  assert.ok(read.data, 'a logged block is read into one buffer');
+  const copy = Buffer.from(read.data);
+  read.release?.();
+  return copy;
+}
+
+async function segments(root: string): Promise<string[]> {
+  return (await readdir(join(root, 'log'))).filter((f) => f.endsWith('.seg')).sort();
+}
+
+async function reopened(root: string, opts = { logSegmentBytes: SEGMENT }): Promise<BlockStore> {
+  const store = new BlockStore(root, opts);
+  await store.open();
+  return store;
+}
+
+describe('block log: small blocks appended to segments', () => {
+  let dir: string;
+  before(async () => { dir = await mkdtemp(join(tmpdir(), 'sdfs-log-')); });
+  after(async () => { await rm(dir, { recursive: true, force: true }); });
+
+  it('blocks written at once are stored in the log, read back whole and in ranges, and found again after a restart', async () => {
+    const root = join(dir, 'a');
+    const store = await reopened(root, { logSegmentBytes: 64 * 1024 * 1024 });
+    const blocks = new Map<string, Buffer>();
+    for (let i = 0; i < 64; i++) blocks.set(newId(), randomBytes(1 + (i * 4099) % (200 * 1024)));
+    blocks.set(newId(), randomBytes(1024 * 1024)); // the largest a record holds
+    await Promise.all([...blocks].map(([id, data]) => put(store, id, data)));
+    assert.equal(store.blockCount, blocks.size);
+    // No block file: one segment holds them all.
+    assert.deepEqual((await readdir(join(root, 'blocks'), { recursive: true })).filter((f) => /[0-9a-f]{32}$/.test(f)), []);
+    assert.equal((await segments(root)).length, 1);
+    for (const [id, data] of blocks) {
+      assert.deepEqual(await get(store, id), data);
+      const meta = await store.readMeta(id, true);
+      assert.equal(meta.digest, blockDigest(data));
+      if (data.length > 10) assert.deepEqual(await get(store, id, 3, data.length - 4), data.subarray(3, data.length - 4));
+    }
+    await store.close();
+
+    const again = await reopened(root);
+    assert.deepEqual(new Set(again.list()), new Set(blocks.keys()));
+    assert.equal(again.used, store.used);
+    for (const [id, data] of blocks) assert.deepEqual(await get(again, id), data);
+    // Seen the same from outside (the tests' and the bench's view of a data dir).
+    const onDisk = blocksOnDisk(root);
+    for (const [id, data] of blocks) {
+      const at = onDisk.get(id)!;
+      const fh = await open(at.path, 'r');
+      const bytes = Buffer.alloc(at.size);
+      await fh.read(bytes, 0, at.size, at.offset);
+      await fh.close();
+      assert.deepEqual(bytes, data);
+    }
+    await again.close();
+  });
+
+  it('a deleted block stays deleted after a restart; one written again under its id (a re-replication) stays', async () => {
+    const root = join(dir, 'b');
+    const store = await reopened(root, { logSegmentBytes: 64 * 1024 * 1024 });
+    const [kept, gone, rewritten] = [newId(), newId(), newId()];
+    await put(store, kept, Buffer.from('kept'));
+    await put(store, gone, Buffer.from('gone'));
+    await put(store, rewritten, Buffer.from('first bytes'));
+    assert.equal(await store.delete(gone), true);
+    assert.equal(await store.delete(gone), false);
+    await assert.rejects(store.readMeta(gone), { code: 'ENOENT' });
+    assert.equal(await store.delete(rewritten), true);
+    await put(store, rewritten, Buffer.from('second bytes'));
+    await assert.rejects(store.createWriter(kept, 10), { code: 'EEXIST' });
+    await store.close();
+
+    const again = await reopened(root);
+    assert.deepEqual(new Set(again.list()), new Set([kept, rewritten]));
+    assert.deepEqual(await get(again, rewritten), Buffer.from('second bytes'));
+    assert.deepEqual(await get(again, kept), Buffer.from('kept'));
+    await again.close();
+  });
+
+  it('a record torn by a crash at the end of the last segment is cut off; a block whose bytes went bad is left out, not those after it', async () => {
+    const root = join(dir, 'c');
+    const store = await reopened(root, { logSegmentBytes: 64 * 1024 * 1024 });
+    const ids = [newId(), newId(), newId(), newId()];
+    const data = ids.map(() => randomBytes(10_000));
+    for (const [i, id] of ids.entries()) await put(store, id, data[i]!);
+    await store.close();
+    const [segment] = await segments(root);
+    const path = join(root, 'log', segment!);
+    const whole = (await stat(path)).size;
+    // A crash in the middle of a batch: half of a record (copied from the first one) reached the disk.
+    const raw = await readFile(path);
+    await appendFile(path, raw.subarray(0, 5_000));
+    // And a bit flipped in the second block's data.
+    const second = blocksOnDisk(root).get(ids[1]!)!;
+    const fh = await open(path, 'r+');
+    await fh.write(Buffer.from([raw[second.offset + 100]! ^ 0x01]), 0, 1, second.offset + 100);
+    await fh.close();
+
+    const again = await reopened(root);
+    assert.equal((await stat(path)).size, whole, 'the torn record is cut off');
+    assert.deepEqual(new Set(again.list()), new Set([ids[0], ids[2], ids[3]]));
+    for (const i of [0, 2, 3]) assert.deepEqual(await get(again, ids[i]!), data[i]);
+    // Appends go on after the last whole record, and are found after the next restart.
+    const next = newId();
+    await put(again, next, Buffer.from('after the cut'));
+    await again.close();
+    const third = await reopened(root);
+    assert.deepEqual(await get(third, next), Buffer.from('after the cut'));
+    assert.equal(third.blockCount, 4);
+    await third.close();
+  });
+
+  it('segments of mostly deleted blocks are compacted away, also while blocks are deleted and written meanwhile, and nothing deleted comes back', async () => {
+    const root = join(dir, 'd');
+    const store = await reopened(root);
+    const live = new Map<string, Buffer>();
+    const all: string[] = [];
+    for (let i = 0; i < 120; i++) {
+      const id = newId();
+      const data = randomBytes(4096);
+      await put(store, id, data);
+      live.set(id, data);
+      all.push(id);
+    }
+    const before = await segments(root);
+    assert.ok(before.length >= 7, `${before.length} segments`);
+    // Three of every four deleted: every sealed segment falls under half live.
+    for (const [i, id] of all.entries()) {
+      if (i % 4 === 0) continue;
+      await store.delete(id);
+      live.delete(id);
+    }
+    // While the compactions run: more deletes, a block deleted and written again, new blocks.
+    const rewrite = all[4]!;
+    await store.delete(all[8]!);
+    live.delete(all[8]!);
+    await store.delete(rewrite);
+    const fresh = randomBytes(4096);
+    await put(store, rewrite, fresh);
+    live.set(rewrite, fresh);
+    for (let i = 0; i < 10; i++) {
+      const id = newId();
+      const data = randomBytes(2000);
+      await put(store, id, data);
+      live.set(id, data);
+    }
+    await store.idle();
+    const afterCompaction = await segments(root);
+    assert.ok(afterCompaction.length < before.length, `${before.length} segments before, ${afterCompaction.length} after`);
+    assert.ok(!afterCompaction.includes(before[0]!), 'the first segment was compacted away');
+    assert.deepEqual(new Set(store.list()), new Set(live.keys()));
+    for (const [id, data] of live) assert.deepEqual(await get(store, id), data);
+    await store.close();
+
+    const again = await reopened(root);
+    assert.deepEqual(new Set(again.list()), new Set(live.keys()));
+    for (const [id, data] of live) assert.deepEqual(await get(again, id), data);
+    // Everything deleted now: the sealed segments go, and a restart finds nothing.
+    for (const id of live.keys()) await again.delete(id);
+    // A block appended after the deletes seals the segment they ended in, if it was full.
+    await put(again, newId(), Buffer.alloc(60 * 1024, 1));
+    await again.idle();
+    assert.ok((await segments(root)).length <= 2, `${(await segments(root)).length} segments left`);
+    await again.close();
+    const third = await reopened(root);
+    assert.equal(third.blockCount, 1);
+    await third.close();
+  });
+
+  it('a tombstone carried forward by a compaction deletes only the record it was written for', async () => {
+    const root = join(dir, 'f');
+    const store = await reopened(root);
+    const fill = async (n: number): Promise<string[]> => {
+      const ids = Array.from({ length: n }, () => newId());
+      for (const id of ids) await put(store, id, randomBytes(4096));
+      return ids;
+    };
+    const x = newId();
+    await put(store, x, Buffer.from('first'));
+    await fill(20); // seals the segment that holds x; it stays mostly live
+    await store.delete(x); // its tombstone goes to the next segment...
+    const doomed = await fill(20); // ...which these fill and seal
+    await put(store, x, Buffer.from('second')); // x again, in a later segment
+    await fill(20);
+    // The tombstone's segment falls under half live: compacted, the tombstone goes on to the last
+    // segment, after x's new record.
+    const withTombstone = (await segments(root))[1]!;
+    for (const id of doomed) await store.delete(id);
+    await store.idle();
+    assert.ok(!(await segments(root)).includes(withTombstone), 'the segment with the tombstone was compacted');
+    await store.close();
+    const again = await reopened(root);
+    assert.deepEqual(await get(again, x), Buffer.from('second'));
+    await again.close();
+  });
+
+  it('blocks deleted while a compaction copies them do not come back after a restart', async () => {
+    const root = join(dir, 'g');
+    const store = await reopened(root);
+    const ids: string[] = [];
+    for (let i = 0; i < 150; i++) {
+      ids.push(newId());
+      await put(store, ids.at(-1)!, randomBytes(4096));
+    }
+    // Half of each sealed segment deleted at once starts their compactions; the rest is deleted a
+    // block per turn of the event loop while the copies are read, written and synced.
+    const deleted = new Set<string>();
+    for (const [i, id] of ids.entries()) if (i % 2 === 1) { await store.delete(id); deleted.add(id); }
+    for (const [i, id] of ids.entries()) {
+      if (i % 2 === 1 || i % 6 === 0) continue;
+      await new Promise((resolve) => setImmediate(resolve));
+      await store.delete(id);
+      deleted.add(id);
+    }
+    await store.idle();
+    const kept = ids.filter((id) => !deleted.has(id));
+    assert.deepEqual(new Set(store.list()), new Set(kept));
+    await store.close();
+    const again = await reopened(root);
+    assert.deepEqual(new Set(again.list()), new Set(kept));
+    await again.close();
+  });
+
+  it('the scrubber finds a logged block whose bytes went bad and moves its record aside', async () => {
+    const root = join(dir, 'e');
+    const store = await reopened(root);
+    const [good, bad] = [newId(), newId()];
+    await put(store, good, randomBytes(8000));
+    await put(store, bad, randomBytes(8000));
+    const at = blocksOnDisk(root).get(bad)!;
+    const fh = await open(at.path, 'r+');
+    await fh.write(Buffer.from('XXXX'), 0, 4, at.offset + 7000);
+    await fh.close();
+    const reported: string[] = [];
+    const scrubber = new Scrubber(store, 1e9, async (id) => { reported.push(id); return true; });
+    assert.equal(await scrubber.scrubOne(good), true);
+    assert.equal(await scrubber.scrubOne(bad), false);
+    assert.deepEqual(reported, [bad]);
+    assert.deepEqual(store.list(), [good]);
+    const moved = await readdir(join(root, 'corrupt'));
+    assert.equal(moved.length, 1);
+    assert.ok(moved[0]!.startsWith(bad));
+    await store.close();
+    const again = await reopened(root);
+    assert.deepEqual(again.list(), [good]);
+    await again.close();
+  });
+});
