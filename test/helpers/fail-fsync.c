@@ -1,8 +1,9 @@
 /*
  * A disk that fails on demand, for test/durability.test.ts: loaded with LD_PRELOAD into a server, it
  * makes fdatasync(2) and fsync(2) fail with EIO while the file named by SDFS_FAIL_FSYNC_WHILE exists,
- * for files whose path starts with SDFS_FAIL_FSYNC_UNDER if that is set (a storage server's temporary
- * block files), else for files whose name ends in "-wal" (a name server's SQLite write-ahead log).
+ * for files whose path starts with one of the prefixes in SDFS_FAIL_FSYNC_UNDER (separated by ':') if
+ * that is set (a storage server's temporary block files and block log), else for files whose name
+ * ends in "-wal" (a name server's SQLite write-ahead log).
  * Every other call is the real one.
  */
 #define _GNU_SOURCE
@@ -22,7 +23,16 @@ static int failing(int fd) {
   if (n < 4) return 0;
   path[n] = '\0';
   const char *under = getenv("SDFS_FAIL_FSYNC_UNDER");
-  if (under != NULL) return strncmp(path, under, strlen(under)) == 0;
+  if (under != NULL) {
+    for (const char *p = under; *p != '\0';) {
+      const char *end = strchr(p, ':');
+      size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+      if (len > 0 && strncmp(path, p, len) == 0) return 1;
+      p += len;
+      if (*p == ':') p++;
+    }
+    return 0;
+  }
   return strcmp(path + n - 4, "-wal") == 0;
 }
 
