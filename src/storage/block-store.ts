@@ -145,12 +145,18 @@ export class BlockStore {
     validateId(id);
     if (this.has(id) || this.writing.has(id)) throw new SdfsError('EEXIST', `block ${id} already exists`);
     this.writing.add(id);
-    const tmpPath = join(this.tmpDir, `${id}.${randomBytes(4).toString('hex')}`);
+    // Named only for a block that needs a file: most blocks go to the log.
+    let tmpPath: string | undefined;
     return new BlockWriter(id, maxSize, {
-      tmpPath,
-      openFile: () => fs.open(tmpPath, 'wx', 0o600),
+      openFile: () => {
+        tmpPath = join(this.tmpDir, `${id}.${randomBytes(4).toString('hex')}`);
+        return fs.open(tmpPath, 'wx', 0o600);
+      },
+      removeFile: async () => {
+        if (tmpPath) await fs.rm(tmpPath, { force: true });
+      },
       publishFile: async (meta, fileBytes) => {
-        await fs.rename(tmpPath, this.pathOf(id));
+        await fs.rename(tmpPath!, this.pathOf(id));
         await this.syncDir(id.slice(0, 2));
         this.ids.set(id, fileBytes);
         this.usedBytes += fileBytes;
@@ -338,10 +344,10 @@ export function blocksOnDisk(dataDir: string): Map<string, BlockOnDisk> {
 
 /** What a writer needs from its store. */
 interface WriteTarget {
-  /** Where the block's file is written before it is complete. */
-  tmpPath: string;
-  /** Opens that file: only once the block is too large to be held until commit. */
+  /** Opens the block's temporary file: only once the block is too large to be held until commit. */
   openFile(): Promise<fs.FileHandle>;
+  /** Removes that file, if it was opened. */
+  removeFile(): Promise<void>;
   /** Makes a block written to its file (fsynced, closed) visible. */
   publishFile(meta: BlockMeta, fileBytes: number): Promise<BlockMeta>;
   /** Appends a block never written to a file (LOG_BLOCK_MAX bytes at most) to the block log. */
@@ -467,7 +473,7 @@ export class BlockWriter {
       await this.flushing.catch(() => {});
       await this.fh?.close().catch(() => {});
     }
-    if (this.fh) await fs.rm(this.target.tmpPath, { force: true }).catch(() => {});
+    await this.target.removeFile().catch(() => {});
     this.target.release();
   }
 }
