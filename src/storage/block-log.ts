@@ -1,6 +1,6 @@
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { crc32 } from '@node-rs/crc32';
 import { isDigest } from '../protocol/block-digest.js';
 import { CHUNK_SIZE, ChunkCrcs, ID_PATTERN } from '../protocol/blocks.js';
@@ -62,14 +62,20 @@ interface Segment {
   bytes: number;
   /** Bytes of the live blocks' records in it. */
   live: number;
+  /** Bytes of tombstones a compaction carried into it (kept, though no block's). */
+  kept: number;
   /** Reads in flight on the thread pool: its descriptor is closed after the last one, once removed. */
   reads: number;
   removed: boolean;
   /** A failed write could not be cut off again: nothing more is appended to it. */
   broken: boolean;
+  /** Bytes in it that are not whole records (found at start, or by a compaction): never compacted, left for an operator. */
+  damaged: boolean;
 }
 
 interface Append {
+  /** The block's id, for a block's record. */
+  readonly id?: string;
   readonly record: Buffer[];
   readonly bytes: number;
   readonly done: (seg: number, offset: number) => void;
@@ -123,34 +129,42 @@ export class BlockLog {
 
   /** Rebuilds the index from the segments (see the class comment for the torn end); appends go on at the end of the last. */
   async open(): Promise<void> {
-    mkdirSync(this.dir, { recursive: true });
+    if (!existsSync(this.dir)) {
+      mkdirSync(this.dir, { recursive: true });
+      await syncDir(dirname(this.dir));
+    }
     const seqs = listSegments(this.dir);
+    // Blocks whose bytes fail their CRC: left out, and deleted by a tombstone below, or a later start
+    // (which no longer checks this segment's data) would take them in again.
+    const failed: Tombstone[] = [];
     for (const [i, seq] of seqs.entries()) {
       const path = segmentPath(this.dir, seq);
       const fh = await fs.open(path, 'r+');
       const size = fstatSync(fh.fd).size;
       const last = i === seqs.length - 1;
-      const end = scanSegment(fh.fd, seq, size, last, (id, entry) => this.index.set(id, entry), (t) => {
-        const e = this.index.get(t.id);
-        if (e && e.seg === t.seg && e.offset === t.offset) this.index.delete(t.id);
+      const { end, damaged } = scanSegment(fh.fd, seq, size, last, {
+        block: (id, entry) => this.index.set(id, entry),
+        tombstone: (t) => {
+          const e = this.index.get(t.id);
+          if (e && e.seg === t.seg && e.offset === t.offset) this.index.delete(t.id);
+        },
+        failed: (t) => failed.push(t),
       });
-      if (end < size) {
-        if (last) {
-          // Records after the last acknowledged batch, torn by a crash: nobody was told of them.
-          ftruncateSync(fh.fd, end);
-          fsyncSync(fh.fd);
-        } else {
-          console.error(`block log: segment ${path} is damaged at byte ${end}; the ${size - end} bytes after it are not read`);
-        }
-      }
-      this.segments.set(seq, { seq, path, fh, bytes: end, live: 0, reads: 0, removed: false, broken: false });
+      if (end < size && last) {
+        // No whole record after `end`: the records of a batch a crash tore, which nobody was told of.
+        ftruncateSync(fh.fd, end);
+        fsyncSync(fh.fd);
+      } else if (end < size) console.error(`block log: segment ${path} ends in ${size - end} bytes that are not whole records; left as they are`);
+      const notWhole = damaged || (end < size && !last);
+      this.segments.set(seq, { seq, path, fh, bytes: end, live: 0, kept: 0, reads: 0, removed: false, broken: false, damaged: notWhole });
     }
     for (const e of this.index.values()) {
       this.segments.get(e.seg)!.live += recordBytes(e);
       this.liveBytes += recordBytes(e);
     }
     const last = this.segments.get(seqs.at(-1) ?? -1);
-    this.active = last && last.bytes < this.segmentBytes ? last : await this.newSegment((seqs.at(-1) ?? 0) + 1);
+    this.active = last && last.bytes < this.segmentBytes && !last.damaged ? last : await this.newSegment((seqs.at(-1) ?? 0) + 1);
+    await Promise.all(failed.map((t) => this.enqueue(encodeRecord(KIND_TOMBSTONE, t, [], 0))));
     for (const seg of this.segments.values()) this.considerCompaction(seg);
   }
 
@@ -164,7 +178,7 @@ export class BlockLog {
     // The store hands out one writer per id at a time, and deletes a block before it is written again.
     if (this.index.has(meta.id)) throw new Error(`BlockLog: block ${meta.id} appended twice`);
     const record = encodeRecord(KIND_BLOCK, meta, data, meta.size);
-    const { seg, offset } = await this.enqueue(record);
+    const { seg, offset } = await this.enqueue(record, meta.id);
     const entry: LogEntry = { seg, offset, metaLen: record[0]!.length - HEADER_BYTES, size: meta.size };
     this.index.set(meta.id, entry);
     this.countLive(entry, 1);
@@ -276,9 +290,10 @@ export class BlockLog {
     if (seg) seg.live += bytes;
   }
 
-  private enqueue(record: Buffer[]): Promise<{ seg: number; offset: number }> {
+  /** Queues a record for the next batch; `id`: the block's, for a block's record. */
+  private enqueue(record: Buffer[], id?: string): Promise<{ seg: number; offset: number }> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ record, bytes: record.reduce((n, b) => n + b.length, 0), done: (seg, offset) => resolve({ seg, offset }), fail: reject });
+      this.queue.push({ id, record, bytes: record.reduce((n, b) => n + b.length, 0), done: (seg, offset) => resolve({ seg, offset }), fail: reject });
       this.writing ??= this.writeQueued();
     });
   }
@@ -314,7 +329,17 @@ export class BlockLog {
       await seg.fh.datasync();
     } catch (err) {
       // Whatever part of the batch reached the file is cut off, so the next batch follows the last whole record.
-      await seg.fh.truncate(start).catch(() => { seg.broken = true; });
+      const cut = await seg.fh.truncate(start).then(() => true, () => false);
+      if (!cut) {
+        // Appends go to a new segment; the failed blocks' records, which may look whole, get
+        // tombstones there, or a restart would take them in (only the last segment's data is checked).
+        seg.broken = true;
+        let offset = start;
+        for (const a of batch) {
+          if (a.id) this.enqueue(encodeRecord(KIND_TOMBSTONE, { id: a.id, seg: seg.seq, offset }, [], 0)).catch(() => {});
+          offset += a.bytes;
+        }
+      }
       for (const a of batch) a.fail(toSdfsError(err));
       return;
     }
@@ -338,15 +363,22 @@ export class BlockLog {
   private async newSegment(seq: number): Promise<Segment> {
     const path = segmentPath(this.dir, seq);
     const fh = await fs.open(path, 'wx+', 0o600);
-    await syncDir(this.dir);
-    const seg: Segment = { seq, path, fh, bytes: 0, live: 0, reads: 0, removed: false, broken: false };
+    try {
+      await syncDir(this.dir);
+    } catch (err) {
+      // Else the next try would meet this file (EEXIST) and no segment could be begun again.
+      await fh.close().catch(() => {});
+      await fs.rm(path, { force: true });
+      throw err;
+    }
+    const seg: Segment = { seq, path, fh, bytes: 0, live: 0, kept: 0, reads: 0, removed: false, broken: false, damaged: false };
     this.segments.set(seq, seg);
     return seg;
   }
 
   private considerCompaction(seg: Segment): void {
-    if (seg === this.active || seg.removed || this.closed || this.compactQueued.has(seg.seq)) return;
-    if (seg.bytes > 0 && seg.live >= seg.bytes * COMPACT_BELOW) return;
+    if (seg === this.active || seg.removed || seg.damaged || this.closed || this.compactQueued.has(seg.seq)) return;
+    if (seg.bytes > 0 && seg.live + seg.kept >= seg.bytes * COMPACT_BELOW) return;
     this.compactQueued.add(seg.seq);
     this.compacting = this.compacting.then(() => this.compact(seg)).catch((err) => {
       console.error(`block log: compaction of ${seg.path} failed: ${(err as Error).message}`);
@@ -356,7 +388,8 @@ export class BlockLog {
   /**
    * Appends the segment's live records again, and the tombstones whose record may still be on disk,
    * then removes the segment. Records are copied byte for byte; a block deleted while its copy was
-   * being written gets a tombstone for the copy.
+   * being written gets a tombstone for the copy. A record that does not parse stops it: the segment
+   * stays, marked damaged, with the blocks not yet copied.
    */
   private async compact(seg: Segment): Promise<void> {
     let offset = 0;
@@ -366,8 +399,8 @@ export class BlockLog {
       while (offset < seg.bytes && batchBytes < COMPACT_BATCH_BYTES) {
         const parsed = await readRecordAt(seg.fh, offset, seg.bytes);
         if (!parsed) {
-          console.error(`block log: segment ${seg.path} is damaged at byte ${offset}; the rest of it is dropped`);
-          offset = seg.bytes;
+          console.error(`block log: segment ${seg.path} is damaged at byte ${offset}; it is kept as it is`);
+          seg.damaged = true;
           break;
         }
         const at = offset;
@@ -384,22 +417,34 @@ export class BlockLog {
         } else {
           const t = parsed.meta as Tombstone;
           if (t.seg === seg.seq || !this.segments.has(t.seg)) continue;
-          copies.push({ id, from: undefined, record: encodeRecord(KIND_TOMBSTONE, t, [], 0)[0]!, parsed });
+          const record = encodeRecord(KIND_TOMBSTONE, t, [], 0)[0]!;
+          copies.push({ id, from: undefined, record, parsed });
+          batchBytes += record.length;
         }
       }
-      const placed = await Promise.all(copies.map((c) => this.enqueue([c.record])));
-      for (const [i, c] of copies.entries()) {
-        if (!c.from) continue;
-        const moved: LogEntry = { seg: placed[i]!.seg, offset: placed[i]!.offset, metaLen: c.parsed.metaLen, size: c.parsed.size };
+      // Blocks deleted while the batch was read are not copied.
+      const wanted = copies.filter((c) => !c.from || this.index.get(c.id) === c.from);
+      const placed = await Promise.all(wanted.map((c) => this.enqueue([c.record], c.from ? c.id : undefined)));
+      for (const [i, c] of wanted.entries()) {
+        const at = placed[i]!;
+        if (!c.from) {
+          // A carried tombstone counts as kept in its new segment: else a segment of them would be compacted again and again.
+          const into = this.segments.get(at.seg);
+          if (into) into.kept += c.record.length;
+          continue;
+        }
+        const moved: LogEntry = { seg: at.seg, offset: at.offset, metaLen: c.parsed.metaLen, size: c.parsed.size };
         if (this.index.get(c.id) === c.from) {
           this.countLive(c.from, -1);
           this.index.set(c.id, moved);
           this.countLive(moved, 1);
-        } else if (!this.closed) {
-          // Deleted (or deleted and written again) while it was copied: the copy must not come back at the next start.
+        } else {
+          // Deleted (or deleted and written again) while it was copied: the copy must not come back at
+          // the next start. Written even if the log is closing: close() waits for this compaction.
           await this.enqueue(encodeRecord(KIND_TOMBSTONE, { id: c.id, seg: moved.seg, offset: moved.offset }, [], 0));
         }
       }
+      if (seg.damaged) return;
     }
     if (!this.closed) await this.removeSegment(seg);
   }
@@ -491,28 +536,69 @@ async function readRecordAt(fh: fs.FileHandle, offset: number, limit: number): P
   return parseRecord(whole.subarray(0, again.bytesRead), 0, limit - offset);
 }
 
+/** Reads and parses the record at `offset` of a segment on the event loop; undefined if none is there. */
+function readRecordSync(fd: number, offset: number, size: number, scratch: Buffer): ParsedRecord | undefined {
+  if (offset + HEADER_BYTES > size) return undefined;
+  const got = readSync(fd, scratch, 0, Math.min(scratch.length, size - offset), offset);
+  let head = scratch.subarray(0, got);
+  const metaLen = head.readUInt32BE(8);
+  if (metaLen <= MAX_META_BYTES && HEADER_BYTES + metaLen > got) {
+    head = Buffer.allocUnsafe(HEADER_BYTES + metaLen);
+    head = head.subarray(0, readSync(fd, head, 0, head.length, offset));
+  }
+  return parseRecord(head, 0, size - offset);
+}
+
 /**
- * Walks a segment's records on the event loop (at start, before the server listens), handing on
- * each block and tombstone. `full`: checks each block's data against its CRC too (the last segment,
- * whose end a crash may have torn). Returns where the whole records end.
+ * The offset of the first whole record at or after `from`, or -1: found by its magic and checked by its
+ * header CRC. Reading on past damage keeps the acknowledged blocks after it.
  */
-function scanSegment(fd: number, seq: number, size: number, full: boolean,
-  onBlock: (id: string, entry: LogEntry, meta: BlockMeta) => void, onTombstone: (t: Tombstone) => void): number {
-  const first = Buffer.allocUnsafe(HEADER_BYTES + FIRST_READ);
+function findRecord(fd: number, from: number, size: number, scratch: Buffer): number {
+  const window = Buffer.allocUnsafe(1024 * 1024);
+  const magic = Buffer.from('SDL1');
+  for (let base = from; base + HEADER_BYTES <= size; base += window.length - magic.length) {
+    const got = readSync(fd, window, 0, Math.min(window.length, size - base), base);
+    for (let i = window.subarray(0, got).indexOf(magic); i >= 0; i = window.subarray(0, got).indexOf(magic, i + 1)) {
+      if (readRecordSync(fd, base + i, size, scratch)) return base + i;
+    }
+    if (got < window.length) break;
+  }
+  return -1;
+}
+
+interface ScanHandlers {
+  block(id: string, entry: LogEntry, meta: BlockMeta): void;
+  tombstone(t: Tombstone): void;
+  /** A block whose data failed its CRC (with `full` only). */
+  failed?(t: Tombstone): void;
+}
+
+/**
+ * Walks a segment's records on the event loop (at start, before the server listens), handing on each
+ * block and tombstone. `full`: checks each block's data against its CRC too (the last segment, whose
+ * end a crash may have torn). Bytes that are not a record are skipped up to the next whole record,
+ * with a message. Returns where the last whole record ends, and whether bytes were skipped before it.
+ */
+function scanSegment(fd: number, seq: number, size: number, full: boolean, on: ScanHandlers): { end: number; damaged: boolean } {
+  const scratch = Buffer.allocUnsafe(HEADER_BYTES + FIRST_READ);
   let data = Buffer.allocUnsafe(0);
   let offset = 0;
+  let end = 0;
+  let damaged = false;
   while (offset + HEADER_BYTES <= size) {
-    const got = readSync(fd, first, 0, Math.min(first.length, size - offset), offset);
-    let head = first.subarray(0, got);
-    const metaLen = head.readUInt32BE(8);
-    if (metaLen <= MAX_META_BYTES && HEADER_BYTES + metaLen > got) {
-      head = Buffer.allocUnsafe(HEADER_BYTES + metaLen);
-      head = head.subarray(0, readSync(fd, head, 0, head.length, offset));
+    const parsed = readRecordSync(fd, offset, size, scratch);
+    if (!parsed) {
+      const next = findRecord(fd, offset + 1, size, scratch);
+      if (next < 0) break;
+      console.error(`block log: segment ${seq}: bytes ${offset}-${next} are not whole records; read on after them`);
+      damaged = true;
+      offset = next;
+      continue;
     }
-    const parsed = parseRecord(head, 0, size - offset);
-    if (!parsed) break;
+    const entry: LogEntry = { seg: seq, offset, metaLen: parsed.metaLen, size: parsed.size };
     if (parsed.kind === KIND_BLOCK) {
       const meta = parsed.meta as BlockMeta;
+      let good = true;
       if (full) {
         if (data.length < parsed.size) data = Buffer.allocUnsafe(LOG_BLOCK_MAX);
         const view = data.subarray(0, parsed.size);
@@ -520,13 +606,18 @@ function scanSegment(fd: number, seq: number, size: number, full: boolean,
         readSync(fd, view, 0, view.length, offset + HEADER_BYTES + parsed.metaLen);
         const crcs = new ChunkCrcs(CHUNK_SIZE);
         crcs.update(view);
-        if (crcs.finish()[0] === meta.crcs[0]) onBlock(meta.id, { seg: seq, offset, metaLen: parsed.metaLen, size: parsed.size }, meta);
-        else console.error(`block log: block ${meta.id} in segment ${seq} does not match its CRC; left out`);
-      } else onBlock(meta.id, { seg: seq, offset, metaLen: parsed.metaLen, size: parsed.size }, meta);
-    } else onTombstone(parsed.meta as Tombstone);
+        good = crcs.finish()[0] === meta.crcs[0];
+      }
+      if (good) on.block(meta.id, entry, meta);
+      else {
+        console.error(`block log: block ${meta.id} in segment ${seq} does not match its CRC; left out`);
+        on.failed?.({ id: meta.id, seg: seq, offset });
+      }
+    } else on.tombstone(parsed.meta as Tombstone);
     offset += parsed.bytes;
+    end = offset;
   }
-  return offset;
+  return { end, damaged };
 }
 
 /** The blocks in a data dir's log, read without opening it for writing (tests, the bench). */
@@ -543,9 +634,12 @@ export function scanLog(dataDir: string): Map<string, LogEntry & { path: string;
     const path = segmentPath(dir, seq);
     const fd = openSync(path, 'r');
     try {
-      scanSegment(fd, seq, fstatSync(fd).size, false, (id, entry, meta) => out.set(id, { ...entry, path, meta }), (t) => {
-        const e = out.get(t.id);
-        if (e && e.seg === t.seg && e.offset === t.offset) out.delete(t.id);
+      scanSegment(fd, seq, fstatSync(fd).size, false, {
+        block: (id, entry, meta) => out.set(id, { ...entry, path, meta }),
+        tombstone: (t) => {
+          const e = out.get(t.id);
+          if (e && e.seg === t.seg && e.offset === t.offset) out.delete(t.id);
+        },
       });
     } finally {
       closeSync(fd);
