@@ -25,9 +25,10 @@ import type { BlockMeta } from './block-store.js';
  * Only the last segment is appended to. A batch is acknowledged after the fdatasync that follows its
  * write, so a crash can tear only records that nobody was told of, at the end of the last segment: at
  * start its file is cut where whole records end, and its blocks' data is checked against their CRCs
- * (a block that fails is left out: the name server has it copied again from another replica). A
- * segment whose live records fall under half of it is compacted: they are appended again, then the
- * segment is removed.
+ * (a block that fails is left out and gets a tombstone: the name server has it copied again from
+ * another replica). Damaged bytes elsewhere are skipped up to the next whole record. A segment whose
+ * live records fall under half of it is compacted: they are appended again, then the segment is
+ * removed.
  */
 
 /** Blocks of up to this many bytes are kept in the log (one chunk: CHUNK_SIZE). */
@@ -164,7 +165,9 @@ export class BlockLog {
     }
     const last = this.segments.get(seqs.at(-1) ?? -1);
     this.active = last && last.bytes < this.segmentBytes && !last.damaged ? last : await this.newSegment((seqs.at(-1) ?? 0) + 1);
-    await Promise.all(failed.map((t) => this.enqueue(encodeRecord(KIND_TOMBSTONE, t, [], 0))));
+    await Promise.all(failed.map((t) => this.enqueue(encodeRecord(KIND_TOMBSTONE, t, [], 0)).catch((err) => {
+      console.error(`block log: the tombstone of damaged block ${t.id} was not written: ${(err as Error).message}`);
+    })));
     for (const seg of this.segments.values()) this.considerCompaction(seg);
   }
 
