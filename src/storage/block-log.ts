@@ -6,6 +6,7 @@ import { isDigest } from '../protocol/block-digest.js';
 import { CHUNK_SIZE, ChunkCrcs, ID_PATTERN } from '../protocol/blocks.js';
 import { SdfsError, toSdfsError } from '../protocol/errors.js';
 import type { BlockMeta } from './block-store.js';
+import { fsyncDir } from './fsync-dir.js';
 
 /**
  * Small blocks, appended to segment files instead of a file each. A file per block costs a create, a
@@ -132,7 +133,7 @@ export class BlockLog {
   async open(): Promise<void> {
     if (!existsSync(this.dir)) {
       mkdirSync(this.dir, { recursive: true });
-      await syncDir(dirname(this.dir));
+      await fsyncDir(dirname(this.dir));
     }
     const seqs = listSegments(this.dir);
     // Blocks whose bytes fail their CRC: left out, and deleted by a tombstone below, or a later start
@@ -367,7 +368,7 @@ export class BlockLog {
     const path = segmentPath(this.dir, seq);
     const fh = await fs.open(path, 'wx+', 0o600);
     try {
-      await syncDir(this.dir);
+      await fsyncDir(this.dir);
     } catch (err) {
       // Else the next try would meet this file (EEXIST) and no segment could be begun again.
       await fh.close().catch(() => {});
@@ -458,7 +459,7 @@ export class BlockLog {
     seg.removed = true;
     await fs.rm(seg.path, { force: true });
     // Else a crash could bring back a segment whose tombstones were dropped with another.
-    await syncDir(this.dir);
+    await fsyncDir(this.dir);
     if (seg.reads === 0) await seg.fh.close().catch(() => {});
   }
 }
@@ -654,13 +655,4 @@ export function scanLog(dataDir: string): Map<string, LogEntry & { path: string;
 /** Where a block's data starts in its record. */
 export function dataOffset(entry: LogEntry): number {
   return entry.offset + HEADER_BYTES + entry.metaLen;
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await fs.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }

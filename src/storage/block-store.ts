@@ -8,6 +8,7 @@ import { CHUNK_SIZE, ChunkCrcs, validateId } from '../protocol/blocks.js';
 import { SdfsError, toSdfsError } from '../protocol/errors.js';
 import { BlockLog, dataOffset, LOG_BLOCK_MAX, scanLog } from './block-log.js';
 import { BufferPool } from './buffer-pool.js';
+import { fsyncDir } from './fsync-dir.js';
 import { RangeReader } from './range-reader.js';
 
 /**
@@ -503,13 +504,4 @@ async function readTrailer(fh: fs.FileHandle): Promise<BlockMeta> {
     throw new SdfsError('ECHECKSUM', 'block file has a damaged trailer');
   }
   return meta;
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fs.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
