@@ -305,6 +305,29 @@ describe('block log: small blocks appended to segments', () => {
     }
   });
 
+  it('a wipe deletes every block, and every segment of them is compacted away', async () => {
+    const root = join(dir, 'w');
+    const store = await reopened(root);
+    for (let i = 0; i < 50; i++) await put(store, newId(), randomBytes(4096));
+    const before = await segments(root);
+    assert.ok(before.length >= 3, `${before.length} segments`);
+    await store.wipe();
+    assert.equal(store.blockCount, 0);
+    assert.equal(store.used, 0);
+    await store.idle();
+    const left = await segments(root);
+    assert.deepEqual(left.filter((f) => before.includes(f)), [], 'a segment of the old blocks is left');
+    assert.equal(left.length, 1);
+    // Writes go on after the wipe, and a restart finds only them.
+    const id = newId();
+    await put(store, id, Buffer.from('after init'));
+    await store.close();
+    const again = await reopened(root);
+    assert.deepEqual(again.list(), [id]);
+    assert.deepEqual(await get(again, id), Buffer.from('after init'));
+    await again.close();
+  });
+
   it('the scrubber finds a logged block whose bytes went bad and moves its record aside', async () => {
     const root = join(dir, 'e');
     const store = await reopened(root);

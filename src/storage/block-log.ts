@@ -107,6 +107,8 @@ export class BlockLog {
   private readonly compactQueued = new Set<number>();
   private liveBytes = 0;
   private closed = false;
+  /** Set by wipe: the next batch begins a new segment, so that the last one can be compacted away too. */
+  private sealRequested = false;
 
   constructor(dataDir: string, private readonly segmentBytes = SEGMENT_BYTES) {
     this.dir = join(dataDir, 'log');
@@ -258,11 +260,13 @@ export class BlockLog {
 
   /**
    * Deletes every block: the shell's `init`. Through tombstones, as any delete, so that blocks written
-   * meanwhile are safe; the sealed segments are then compacted away, the active one once it is sealed.
+   * meanwhile are safe. The active segment is sealed by an empty batch of its own; then every
+   * segment of the old blocks is compacted away in the background.
    */
   async wipe(): Promise<void> {
     for (const id of [...this.index.keys()]) this.remove(id);
-    await this.drain();
+    this.sealRequested = true;
+    await this.enqueue([]);
   }
 
   /** Waits for the appends queued and the compaction running; nothing is appended after. */
@@ -327,6 +331,11 @@ export class BlockLog {
     }
     const start = seg.bytes;
     const total = batch.reduce((n, a) => n + a.bytes, 0);
+    if (total === 0) {
+      // Nothing to write: a batch that only sealed the segment (wipe).
+      for (const a of batch) a.done(seg.seq, start);
+      return;
+    }
     try {
       const { bytesWritten } = await seg.fh.writev(batch.flatMap((a) => a.record), start);
       if (bytesWritten !== total) throw new SdfsError('ENOSPACE', `block log: wrote ${bytesWritten} of ${total} bytes (disk full?)`);
@@ -358,7 +367,9 @@ export class BlockLog {
   /** The active segment, or a new one once it is full (the full one is then sealed). */
   private async appendTarget(): Promise<Segment> {
     const active = this.active!;
-    if (active.bytes < this.segmentBytes && !active.broken) return active;
+    const seal = this.sealRequested && active.bytes > 0;
+    this.sealRequested = false;
+    if (active.bytes < this.segmentBytes && !active.broken && !seal) return active;
     this.active = await this.newSegment(active.seq + 1);
     this.considerCompaction(active);
     return this.active;
