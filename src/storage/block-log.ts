@@ -190,10 +190,13 @@ export class BlockLog {
     this.countLive(entry, 1);
   }
 
-  /** Deletes a block: from the index at once, from the disk by a tombstone that rides with the next batch. */
-  remove(id: string): boolean {
+  /**
+   * Deletes a block: from the index at once, from the disk by a tombstone that rides with the next
+   * batch. `only`: delete it only if it is still that record (not written again meanwhile).
+   */
+  remove(id: string, only?: LogEntry): boolean {
     const entry = this.index.get(id);
-    if (!entry) return false;
+    if (!entry || (only && entry !== only)) return false;
     this.index.delete(id);
     this.countLive(entry, -1);
     // Not waited for: a delete lost to a crash leaves a block the name server deletes again.
@@ -227,12 +230,12 @@ export class BlockLog {
     await this.readAt(entry, into, entry.offset + HEADER_BYTES + entry.metaLen + start, sync);
   }
 
-  /** The whole record of a block (header, meta, data), for a copy moved aside. */
-  async readRecord(id: string): Promise<Buffer> {
+  /** The whole record of a block (header, meta, data), for a copy moved aside, and the entry it was read at. */
+  async readRecord(id: string): Promise<{ record: Buffer; entry: LogEntry }> {
     const entry = this.entry(id);
-    const out = Buffer.allocUnsafe(recordBytes(entry));
-    await this.readAt(entry, out, entry.offset, false);
-    return out;
+    const record = Buffer.allocUnsafe(recordBytes(entry));
+    await this.readAt(entry, record, entry.offset, false);
+    return { record, entry };
   }
 
   private entry(id: string): LogEntry {

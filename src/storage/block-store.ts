@@ -284,11 +284,13 @@ export class BlockStore {
     validateId(id);
     const dir = join(this.dataDir, 'corrupt');
     if (this.log.has(id)) {
-      // Its record as it is on disk (header, meta, data), in a file of its own.
-      const record = await this.log.readRecord(id).catch(() => undefined);
-      this.log.remove(id);
+      // Its record as it is on disk (header, meta, data), in a file of its own. Not if the block was
+      // written again meanwhile (a re-replication): that copy is a good one.
+      const read = await this.log.readRecord(id).catch(() => undefined);
+      if (read && !this.log.remove(id, read.entry)) return;
+      if (!read) this.log.remove(id);
       this.metaCache.delete(id);
-      if (record) await fs.mkdir(dir, { recursive: true }).then(() => fs.writeFile(join(dir, `${id}.${Date.now()}.record`), record)).catch(() => {});
+      if (read) await fs.mkdir(dir, { recursive: true }).then(() => fs.writeFile(join(dir, `${id}.${Date.now()}.record`), read.record)).catch(() => {});
       return;
     }
     const size = this.ids.get(id);
