@@ -2,7 +2,7 @@
  * What every workload is given (the cluster and the sizes of this run), the sizes of a full and a
  * quick run, and the machine limits each figure is read against.
  */
-import { blocksOnDisk } from '../src/storage/block-store.js';
+import { locateBlocks } from '../src/storage/block-store.js';
 import type { Cluster } from '../test/helpers/cluster.js';
 import { FULL_LIMITS, QUICK_LIMITS, type LimitSizes } from './limits.js';
 import type { Vs } from './report.js';
@@ -63,11 +63,7 @@ export async function dropFileCache(ctx: Context, path: string): Promise<boolean
   const ids = (await client.blocks(path)).blocks.map((b) => b.id);
   const files = new Set<string>();
   for (const s of ctx.cluster.storages) {
-    const held = blocksOnDisk(s.dataDir);
-    for (const id of ids) {
-      const at = held.get(id);
-      if (at) files.add(at.path);
-    }
+    for (const at of (await locateBlocks(s.dataDir, ids)).values()) files.add(at.path);
   }
   return files.size > 0 && dropCache([...files]);
 }

@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { newId } from '../src/protocol/blocks.js';
-import { BlockStore, blocksOnDisk } from '../src/storage/block-store.js';
+import { BlockStore, locateBlocks } from '../src/storage/block-store.js';
 import { Scrubber } from '../src/storage/scrubber.js';
+import { blockOnDisk } from './helpers/blocks.js';
 import { blockDigest } from './helpers/data.js';
 
 /** Small segments, so that a test fills several and compaction has sealed ones to work on. */
@@ -17,6 +18,27 @@ async function put(store: BlockStore, id: string, data: Buffer): Promise<void> {
   // In pieces, as a socket hands them over.
   for (let off = 0; off < data.length; off += 1500) await w.write(data.subarray(off, off + 1500));
   await w.commit();
+}
+
+/** Writes `n` blocks of random bytes one after another; their ids and bytes, in the order written. */
+async function putMany(store: BlockStore, n: number, size = 4096): Promise<Map<string, Buffer>> {
+  const blocks = new Map<string, Buffer>();
+  for (let i = 0; i < n; i++) {
+    const id = newId();
+    blocks.set(id, randomBytes(size));
+    await put(store, id, blocks.get(id)!);
+  }
+  return blocks;
+}
+
+/** A store of `n` blocks in one segment, closed: their ids and bytes, the segment's path and size. */
+async function oneSegment(root: string, n: number, size: number): Promise<{ ids: string[]; data: Buffer[]; path: string; bytes: number }> {
+  const store = await reopened(root, { logSegmentBytes: 64 * 1024 * 1024 });
+  const written = await putMany(store, n, size);
+  await store.close();
+  const [segment] = await segments(root);
+  const path = join(root, 'log', segment!);
+  return { ids: [...written.keys()], data: [...written.values()], path, bytes: (await stat(path)).size };
 }
 
 async function get(store: BlockStore, id: string, start = 0, end?: number): Promise<Buffer> {
@@ -67,7 +89,7 @@ describe('block log: small blocks appended to segments', () => {
     assert.equal(again.used, store.used);
     for (const [id, data] of blocks) assert.deepEqual(await get(again, id), data);
     // Seen the same from outside (the tests' and the bench's view of a data dir).
-    const onDisk = blocksOnDisk(root);
+    const onDisk = await locateBlocks(root, blocks.keys());
     for (const [id, data] of blocks) {
       const at = onDisk.get(id)!;
       const fh = await open(at.path, 'r');
@@ -103,19 +125,12 @@ describe('block log: small blocks appended to segments', () => {
 
   it('a record torn by a crash at the end of the last segment is cut off; a block whose bytes went bad is left out, not those after it', async () => {
     const root = join(dir, 'c');
-    const store = await reopened(root, { logSegmentBytes: 64 * 1024 * 1024 });
-    const ids = [newId(), newId(), newId(), newId()];
-    const data = ids.map(() => randomBytes(10_000));
-    for (const [i, id] of ids.entries()) await put(store, id, data[i]!);
-    await store.close();
-    const [segment] = await segments(root);
-    const path = join(root, 'log', segment!);
-    const whole = (await stat(path)).size;
+    const { ids, data, path, bytes: whole } = await oneSegment(root, 4, 10_000);
     // A crash in the middle of a batch: half of a record (copied from the first one) reached the disk.
     const raw = await readFile(path);
     await appendFile(path, raw.subarray(0, 5_000));
     // And a bit flipped in the second block's data.
-    const second = blocksOnDisk(root).get(ids[1]!)!;
+    const second = await blockOnDisk(root, ids[1]!);
     const fh = await open(path, 'r+');
     await fh.write(Buffer.from([raw[second.offset + 100]! ^ 0x01]), 0, 1, second.offset + 100);
     await fh.close();
@@ -130,7 +145,7 @@ describe('block log: small blocks appended to segments', () => {
     // segment is sealed (its data no longer checked at start), the damaged block stays out.
     const next = newId();
     await put(again, next, Buffer.from('after the cut'));
-    for (let i = 0; i < 8; i++) await put(again, newId(), randomBytes(10_000));
+    await putMany(again, 8, 10_000);
     await again.close();
     assert.ok((await segments(root)).length >= 2, 'the first segment was sealed');
     const third = await reopened(root);
@@ -142,16 +157,9 @@ describe('block log: small blocks appended to segments', () => {
 
   it('a damaged record header in the middle of a segment loses that block only: the blocks after it are read on', async () => {
     const root = join(dir, 'c2');
-    const store = await reopened(root, { logSegmentBytes: 64 * 1024 * 1024 });
-    const ids = Array.from({ length: 10 }, () => newId());
-    const data = ids.map(() => randomBytes(3000));
-    for (const [i, id] of ids.entries()) await put(store, id, data[i]!);
-    await store.close();
-    const [segment] = await segments(root);
-    const path = join(root, 'log', segment!);
-    const size = (await stat(path)).size;
+    const { ids, data, path, bytes: size } = await oneSegment(root, 10, 3000);
     // A bit flipped in the third record's meta (just before its data).
-    const third = blocksOnDisk(root).get(ids[2]!)!;
+    const third = await blockOnDisk(root, ids[2]!);
     const fh = await open(path, 'r+');
     const byte = Buffer.alloc(1);
     await fh.read(byte, 0, 1, third.offset - 2);
@@ -174,15 +182,8 @@ describe('block log: small blocks appended to segments', () => {
   it('segments of mostly deleted blocks are compacted away, also while blocks are deleted and written meanwhile, and nothing deleted comes back', async () => {
     const root = join(dir, 'd');
     const store = await reopened(root);
-    const live = new Map<string, Buffer>();
-    const all: string[] = [];
-    for (let i = 0; i < 120; i++) {
-      const id = newId();
-      const data = randomBytes(4096);
-      await put(store, id, data);
-      live.set(id, data);
-      all.push(id);
-    }
+    const live = await putMany(store, 120);
+    const all = [...live.keys()];
     const before = await segments(root);
     assert.ok(before.length >= 7, `${before.length} segments`);
     // Three of every four deleted: every sealed segment falls under half live.
@@ -199,12 +200,7 @@ describe('block log: small blocks appended to segments', () => {
     const fresh = randomBytes(4096);
     await put(store, rewrite, fresh);
     live.set(rewrite, fresh);
-    for (let i = 0; i < 10; i++) {
-      const id = newId();
-      const data = randomBytes(2000);
-      await put(store, id, data);
-      live.set(id, data);
-    }
+    for (const [id, data] of await putMany(store, 10, 2000)) live.set(id, data);
     await store.idle();
     const afterCompaction = await segments(root);
     assert.ok(afterCompaction.length < before.length, `${before.length} segments before, ${afterCompaction.length} after`);
@@ -231,11 +227,7 @@ describe('block log: small blocks appended to segments', () => {
   it('a tombstone carried forward by a compaction deletes only the record it was written for', async () => {
     const root = join(dir, 'f');
     const store = await reopened(root);
-    const fill = async (n: number): Promise<string[]> => {
-      const ids = Array.from({ length: n }, () => newId());
-      for (const id of ids) await put(store, id, randomBytes(4096));
-      return ids;
-    };
+    const fill = async (n: number): Promise<string[]> => [...(await putMany(store, n)).keys()];
     const x = newId();
     await put(store, x, Buffer.from('first'));
     await fill(20); // seals the segment that holds x; it stays mostly live
@@ -258,11 +250,7 @@ describe('block log: small blocks appended to segments', () => {
   it('blocks deleted while a compaction copies them do not come back after a restart', async () => {
     const root = join(dir, 'g');
     const store = await reopened(root);
-    const ids: string[] = [];
-    for (let i = 0; i < 150; i++) {
-      ids.push(newId());
-      await put(store, ids.at(-1)!, randomBytes(4096));
-    }
+    const ids = [...(await putMany(store, 150)).keys()];
     // Half of each sealed segment deleted at once starts their compactions; the rest is deleted a
     // block per turn of the event loop while the copies are read, written and synced.
     const deleted = new Set<string>();
@@ -287,11 +275,7 @@ describe('block log: small blocks appended to segments', () => {
     for (let turns = 0; turns < 24; turns += 4) {
       const root = join(dir, `h${turns}`);
       const store = await reopened(root);
-      const ids: string[] = [];
-      for (let i = 0; i < 40; i++) {
-        ids.push(newId());
-        await put(store, ids.at(-1)!, randomBytes(4096));
-      }
+      const ids = [...(await putMany(store, 40)).keys()];
       // Most of the first segment deleted: its compaction starts; x is one of the blocks it copies.
       const x = ids[12]!;
       for (const id of ids.slice(0, 11)) await store.delete(id);
@@ -308,7 +292,7 @@ describe('block log: small blocks appended to segments', () => {
   it('a wipe deletes every block, and every segment of them is compacted away', async () => {
     const root = join(dir, 'w');
     const store = await reopened(root);
-    for (let i = 0; i < 50; i++) await put(store, newId(), randomBytes(4096));
+    await putMany(store, 50);
     const before = await segments(root);
     assert.ok(before.length >= 3, `${before.length} segments`);
     await store.wipe();
@@ -334,7 +318,7 @@ describe('block log: small blocks appended to segments', () => {
     const [good, bad] = [newId(), newId()];
     await put(store, good, randomBytes(8000));
     await put(store, bad, randomBytes(8000));
-    const at = blocksOnDisk(root).get(bad)!;
+    const at = await blockOnDisk(root, bad);
     const fh = await open(at.path, 'r+');
     await fh.write(Buffer.from('XXXX'), 0, 4, at.offset + 7000);
     await fh.close();

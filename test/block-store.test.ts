@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { newId } from '../src/protocol/blocks.js';
-import { BlockStore, blocksOnDisk } from '../src/storage/block-store.js';
+import { BlockStore, blockIdsOnDisk } from '../src/storage/block-store.js';
 import { blockDigest, sha256 } from './helpers/data.js';
 
 describe('block store on disk', () => {
@@ -164,7 +164,7 @@ describe('block store on disk', () => {
       await big.abort();
       assert.equal(store.blockCount, 0);
       assert.deepEqual(await readdir(join(root, 'tmp')), []);
-      assert.deepEqual([...blocksOnDisk(root).keys()], []);
+      assert.deepEqual([...blockIdsOnDisk(root)], []);
       // What fits is still taken, after the failed append, and found again after a restart.
       const id = newId();
       const small = randomBytes(4096);

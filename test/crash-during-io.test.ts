@@ -8,7 +8,7 @@ import { Cluster, FAST_FAILURE, startProcess, stopProcess, waitFor, type Proc } 
 import { randomStream, sha256Of } from './helpers/data.js';
 import { createFileReadStream } from '../src/protocol/file-read-stream.js';
 import { BlockChannel } from '../src/protocol/block-channel.js';
-import { blocksOnDisk } from '../src/storage/block-store.js';
+import { blockIdsOnDisk } from '../src/storage/block-store.js';
 
 // Processes killed with SIGKILL in the middle of reads and writes, and a disk that fills up.
 describe('crashes in the middle of reads and writes', () => {
@@ -165,6 +165,6 @@ describe('a full disk', () => {
     // Whatever the small server holds is whole blocks that files reference; its tmp dir is empty.
     const { readdir } = await import('node:fs/promises');
     assert.deepEqual(await readdir(join(mount, 'tmp')), []);
-    assert.ok(blocksOnDisk(mount).size > 0, 'the small server took blocks until it was full');
+    assert.ok(blockIdsOnDisk(mount).size > 0, 'the small server took blocks until it was full');
   });
 });

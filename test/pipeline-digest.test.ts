@@ -15,7 +15,7 @@ import { blockDigest } from './helpers/data.js';
 
 /** A block as a storage server keeps it on disk: its bytes and its stored metadata. */
 async function blockFile(dataDir: string, id: string): Promise<{ data: Buffer; meta: { v: number; digest: string; size: number; crcs: number[] } }> {
-  return { data: await storedBlock(dataDir, id), meta: blockOnDisk(dataDir, id).meta };
+  return { data: await storedBlock(dataDir, id), meta: (await blockOnDisk(dataDir, id)).meta };
 }
 
 describe('the trailer splitter', () => {

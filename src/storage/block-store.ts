@@ -134,7 +134,7 @@ export class BlockStore {
   }
 
   private pathOf(id: string): string {
-    return join(this.blocksDir, id.slice(0, 2), id);
+    return blockPath(this.dataDir, id);
   }
 
   /**
@@ -316,33 +316,44 @@ export interface BlockOnDisk {
   /** Where its data starts in that file. */
   offset: number;
   size: number;
-  /** Its metadata as stored (a block file's trailer as it is, v1 or v2). */
   meta: BlockMeta;
 }
 
-/** The blocks in a data dir and where their bytes are, read offline (tests, the bench): not for a store in use. */
-export function blocksOnDisk(dataDir: string): Map<string, BlockOnDisk> {
-  const out = new Map<string, BlockOnDisk>();
+/** The ids of the blocks in a data dir, read offline (tests, the bench): not for a store in use. */
+export function blockIdsOnDisk(dataDir: string): Set<string> {
+  const ids = new Set<string>();
   const blocksDir = join(dataDir, 'blocks');
-  for (const sub of readdirSync(blocksDir)) {
-    for (const id of readdirSync(join(blocksDir, sub))) {
-      const path = join(blocksDir, sub, id);
-      const fd = openSync(path, 'r');
-      try {
-        const footer = Buffer.alloc(FOOTER_BYTES);
-        const { size } = statSync(path);
-        readSync(fd, footer, 0, FOOTER_BYTES, size - FOOTER_BYTES);
-        const trailer = Buffer.alloc(footer.readUInt32BE(0));
-        const dataBytes = size - FOOTER_BYTES - trailer.length;
-        readSync(fd, trailer, 0, trailer.length, dataBytes);
-        out.set(id, { path, offset: 0, size: dataBytes, meta: JSON.parse(trailer.toString('utf8')) as BlockMeta });
-      } finally {
-        closeSync(fd);
-      }
+  for (const sub of readdirSync(blocksDir)) for (const id of readdirSync(join(blocksDir, sub))) ids.add(id);
+  for (const id of scanLog(dataDir).keys()) ids.add(id);
+  return ids;
+}
+
+/** Where the bytes of these blocks are in a data dir, read offline (tests, the bench); blocks not there are left out. */
+export async function locateBlocks(dataDir: string, ids: Iterable<string>): Promise<Map<string, BlockOnDisk>> {
+  const logged = scanLog(dataDir);
+  const out = new Map<string, BlockOnDisk>();
+  for (const id of ids) {
+    const entry = logged.get(id);
+    if (entry) {
+      out.set(id, { path: entry.path, offset: dataOffset(entry), size: entry.size, meta: entry.meta });
+      continue;
+    }
+    const path = blockPath(dataDir, id);
+    const fh = await fs.open(path, 'r').catch(() => undefined);
+    if (!fh) continue;
+    try {
+      const meta = await readTrailer(fh);
+      out.set(id, { path, offset: 0, size: meta.size, meta });
+    } finally {
+      await fh.close();
     }
   }
-  for (const [id, e] of scanLog(dataDir)) out.set(id, { path: e.path, offset: dataOffset(e), size: e.size, meta: e.meta });
   return out;
+}
+
+/** A block file's path in a data dir. */
+function blockPath(dataDir: string, id: string): string {
+  return join(dataDir, 'blocks', id.slice(0, 2), id);
 }
 
 /** What a writer needs from its store. */

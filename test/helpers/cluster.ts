@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { connect, type SdfsClient } from '../../src/client/index.js';
 import { deriveKeys, issueBlockToken, type BlockOp } from '../../src/protocol/auth.js';
-import { blocksOnDisk } from '../../src/storage/block-store.js';
+import { blockIdsOnDisk } from '../../src/storage/block-store.js';
 
 /**
  * Starts real sdfs processes (the built CLI, `dist/cli/main.js`) on 127.0.0.1 with free ports and a
@@ -201,7 +201,7 @@ export class Cluster {
 
   /** The block ids in storage server i's data dir, read from its disk. */
   async blocksOnDisk(i: number): Promise<Set<string>> {
-    return new Set(blocksOnDisk(this.storages[i]!.dataDir).keys());
+    return blockIdsOnDisk(this.storages[i]!.dataDir);
   }
 
   client(key = this.opts.clientKey): SdfsClient {
