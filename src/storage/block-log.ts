@@ -1,6 +1,6 @@
 import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { crc32 } from '@node-rs/crc32';
 import { isDigest } from '../protocol/block-digest.js';
 import { CHUNK_SIZE, ChunkCrcs, ID_PATTERN } from '../protocol/blocks.js';
@@ -29,7 +29,9 @@ import { fsyncDir } from './fsync-dir.js';
  * (a block that fails is left out and gets a tombstone: the name server has it copied again from
  * another replica). Damaged bytes elsewhere are skipped up to the next whole record. A segment whose
  * live records fall under half of it is compacted: they are appended again, then the segment is
- * removed.
+ * removed. A segment with damaged bytes is compacted at once, and then moved to `corrupt/` rather
+ * than removed, for an operator to look at; the blocks whose records were damaged are gone from this
+ * server, and the block reports tell the name server to copy them again.
  */
 
 /** Blocks of up to this many bytes are kept in the log (one chunk: CHUNK_SIZE). */
@@ -71,7 +73,10 @@ interface Segment {
   removed: boolean;
   /** A failed write could not be cut off again: nothing more is appended to it. */
   broken: boolean;
-  /** Bytes in it that are not whole records (found at start, or by a compaction): never compacted, left for an operator. */
+  /**
+   * Bytes in it that are not whole records (found at start, or by a compaction): it is compacted
+   * whatever its live share, and then moved to `corrupt/` for an operator instead of removed.
+   */
   damaged: boolean;
 }
 
@@ -110,8 +115,12 @@ export class BlockLog {
   /** Set by wipe: the next batch begins a new segment, so that the last one can be compacted away too. */
   private sealRequested = false;
 
+  /** Where damaged segments go once their blocks are copied out (the block store's quarantine). */
+  private readonly corruptDir: string;
+
   constructor(dataDir: string, private readonly segmentBytes = SEGMENT_BYTES) {
     this.dir = join(dataDir, 'log');
+    this.corruptDir = join(dataDir, 'corrupt');
   }
 
   get count(): number {
@@ -395,8 +404,13 @@ export class BlockLog {
   }
 
   private considerCompaction(seg: Segment): void {
-    if (seg === this.active || seg.removed || seg.damaged || this.closed || this.compactQueued.has(seg.seq)) return;
+    if (seg === this.active || seg.removed || this.closed || this.compactQueued.has(seg.seq)) return;
+    if (seg.damaged) return this.queueCompaction(seg);
     if (seg.bytes > 0 && seg.live + seg.kept >= seg.bytes * COMPACT_BELOW) return;
+    this.queueCompaction(seg);
+  }
+
+  private queueCompaction(seg: Segment): void {
     this.compactQueued.add(seg.seq);
     this.compacting = this.compacting.then(() => this.compact(seg)).catch((err) => {
       console.error(`block log: compaction of ${seg.path} failed: ${(err as Error).message}`);
@@ -406,8 +420,10 @@ export class BlockLog {
   /**
    * Appends the segment's live records again, and the tombstones whose record may still be on disk,
    * then removes the segment. Records are copied byte for byte; a block deleted while its copy was
-   * being written gets a tombstone for the copy. A record that does not parse stops it: the segment
-   * stays, marked damaged, with the blocks not yet copied.
+   * being written gets a tombstone for the copy. Bytes that do not parse are skipped up to the next
+   * whole record, as at start; the blocks whose records were in them are lost here (they leave the
+   * index, so the next block report lets the name server copy them again from other replicas), and
+   * a segment found so goes to `corrupt/` instead of being removed.
    */
   private async compact(seg: Segment): Promise<void> {
     let offset = 0;
@@ -417,9 +433,16 @@ export class BlockLog {
       while (offset < seg.bytes && batchBytes < COMPACT_BATCH_BYTES) {
         const parsed = await readRecordAt(seg.fh, offset, seg.bytes);
         if (!parsed) {
-          console.error(`block log: segment ${seg.path} is damaged at byte ${offset}; it is kept as it is`);
+          // On the event loop, as at start: this happens only in a segment with damaged bytes.
+          const next = findRecord(seg.fh.fd, offset + 1, seg.bytes, Buffer.allocUnsafe(HEADER_BYTES + FIRST_READ));
+          console.error(`block log: segment ${seg.path}: bytes ${offset}-${next < 0 ? seg.bytes : next} are not whole records; read on after them`);
           seg.damaged = true;
-          break;
+          if (next < 0) {
+            offset = seg.bytes;
+            break;
+          }
+          offset = next;
+          continue;
         }
         const at = offset;
         offset += parsed.bytes;
@@ -462,9 +485,28 @@ export class BlockLog {
           await this.enqueue(encodeRecord(KIND_TOMBSTONE, { id: c.id, seg: moved.seg, offset: moved.offset }, [], 0));
         }
       }
-      if (seg.damaged) return;
     }
-    if (!this.closed) await this.removeSegment(seg);
+    if (this.closed) return;
+    if (!seg.damaged) return this.removeSegment(seg);
+    for (const [id, entry] of this.index) {
+      if (entry.seg !== seg.seq) continue;
+      console.error(`block log: block ${id} in segment ${seg.path} could not be read; dropped`);
+      this.remove(id, entry);
+    }
+    await this.moveAside(seg);
+  }
+
+  /** Moves a damaged segment, whose blocks have been copied out, to `corrupt/` for an operator to look at. */
+  private async moveAside(seg: Segment): Promise<void> {
+    await fs.mkdir(this.corruptDir, { recursive: true });
+    const to = join(this.corruptDir, `${basename(seg.path, '.seg')}.${Date.now()}.seg`);
+    await fs.rename(seg.path, to);
+    this.segments.delete(seg.seq);
+    seg.removed = true;
+    console.error(`block log: damaged segment ${seg.path} moved to ${to}`);
+    await fsyncDir(this.dir);
+    await fsyncDir(this.corruptDir);
+    if (seg.reads === 0) await seg.fh.close().catch(() => {});
   }
 
   private async removeSegment(seg: Segment): Promise<void> {
