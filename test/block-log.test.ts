@@ -54,6 +54,18 @@ async function segments(root: string): Promise<string[]> {
   return (await readdir(join(root, 'log'))).filter((f) => f.endsWith('.seg')).sort();
 }
 
+/** Flips bits of one byte of a file, as bit rot would. */
+async function flipBits(path: string, position: number, mask: number): Promise<void> {
+  const fh = await open(path, 'r+');
+  try {
+    const byte = Buffer.alloc(1);
+    await fh.read(byte, 0, 1, position);
+    await fh.write(Buffer.from([byte[0]! ^ mask]), 0, 1, position);
+  } finally {
+    await fh.close();
+  }
+}
+
 /** The bytes of each segment moved to `corrupt/`. */
 async function corruptSegments(root: string): Promise<Buffer[]> {
   const names = (await readdir(join(root, 'corrupt'))).filter((f) => f.endsWith('.seg')).sort();
@@ -137,9 +149,7 @@ describe('block log: small blocks appended to segments', () => {
     await appendFile(path, raw.subarray(0, 5_000));
     // And a bit flipped in the second block's data.
     const second = await blockOnDisk(root, ids[1]!);
-    const fh = await open(path, 'r+');
-    await fh.write(Buffer.from([raw[second.offset + 100]! ^ 0x01]), 0, 1, second.offset + 100);
-    await fh.close();
+    await flipBits(path, second.offset + 100, 0x01);
 
     const again = await reopened(root);
     // Cut back to the whole records; then the damaged block's tombstone was appended.
@@ -166,11 +176,7 @@ describe('block log: small blocks appended to segments', () => {
     const { ids, data, path } = await oneSegment(root, 10, 3000);
     // A bit flipped in the third record's meta (just before its data).
     const third = await blockOnDisk(root, ids[2]!);
-    const fh = await open(path, 'r+');
-    const byte = Buffer.alloc(1);
-    await fh.read(byte, 0, 1, third.offset - 2);
-    await fh.write(Buffer.from([byte[0]! ^ 0x04]), 0, 1, third.offset - 2);
-    await fh.close();
+    await flipBits(path, third.offset - 2, 0x04);
     const damaged = await readFile(path);
     const added: string[] = [];
     for (let round = 0; round < 2; round++) {
@@ -196,11 +202,7 @@ describe('block log: small blocks appended to segments', () => {
     assert.equal(store.blockCount, 10);
     // Then a bit of the fifth record's meta goes bad on the disk while the server runs.
     const fifth = await blockOnDisk(root, ids[4]!);
-    const fh = await open(path, 'r+');
-    const byte = Buffer.alloc(1);
-    await fh.read(byte, 0, 1, fifth.offset - 2);
-    await fh.write(Buffer.from([byte[0]! ^ 0x10]), 0, 1, fifth.offset - 2);
-    await fh.close();
+    await flipBits(path, fifth.offset - 2, 0x10);
     const damaged = await readFile(path);
     // Deletes bring the segment under half live: it is compacted.
     for (const i of [0, 1, 2, 3, 5, 6]) await store.delete(ids[i]!);
