@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { newId } from '../src/protocol/blocks.js';
-import { BlockStore, locateBlocks } from '../src/storage/block-store.js';
+import { BlockStore, locateBlocks, type BlockMeta } from '../src/storage/block-store.js';
+import { encodeRecord, KIND_BLOCK } from '../src/storage/log-records.js';
 import { Scrubber } from '../src/storage/scrubber.js';
 import { blockOnDisk } from './helpers/blocks.js';
 import { blockDigest } from './helpers/data.js';
@@ -217,6 +218,36 @@ describe('block log: small blocks appended to segments', () => {
     const again = await reopened(root, { logSegmentBytes: 16 * 1024 });
     assert.deepEqual(new Set(again.list()), new Set(kept.map((i) => ids[i])));
     for (const i of kept) assert.deepEqual(await get(again, ids[i]!), data[i]);
+    await again.close();
+  });
+
+  it('a compaction that skips damage onto a record image inside a block\'s data still copies the whole blocks it passed over', async () => {
+    const root = join(dir, 'c4');
+    const store = await reopened(root, { logSegmentBytes: 64 * 1024 * 1024 });
+    // The fifth block's data begins with the image of a record (as a stored copy of a segment would):
+    // a header and meta that parse, claiming more data than is left of the block.
+    const image = randomBytes(3000);
+    const fake = { v: 2, id: newId(), size: 3000, digest: blockDigest(Buffer.alloc(0)), chunkSize: 1024 * 1024, crcs: [0], created: 0 };
+    encodeRecord(KIND_BLOCK, fake as BlockMeta, [], 3000)[0]!.copy(image);
+    const ids: string[] = [];
+    const data: Buffer[] = [];
+    for (let i = 0; i < 10; i++) {
+      ids.push(newId());
+      data.push(i === 4 ? image : randomBytes(3000));
+      await put(store, ids[i]!, data[i]!);
+    }
+    await store.close();
+    const path = join(root, 'log', (await segments(root))[0]!);
+    const again = await reopened(root, { logSegmentBytes: 16 * 1024 });
+    // Then the fifth record's meta goes bad: the walk skips to the image, and from its end into the
+    // sixth record.
+    await flipBits(path, (await blockOnDisk(root, ids[4]!)).offset - 2, 0x10);
+    for (const i of [0, 1, 2, 3, 7, 8]) await again.delete(ids[i]!);
+    await again.idle();
+    const kept = [5, 6, 9];
+    assert.deepEqual(new Set(again.list()), new Set(kept.map((i) => ids[i])));
+    for (const i of kept) assert.deepEqual(await get(again, ids[i]!), data[i]);
+    assert.equal((await corruptSegments(root)).length, 1);
     await again.close();
   });
 

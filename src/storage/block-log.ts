@@ -386,14 +386,13 @@ export class BlockLog {
    * Appends the segment's live records again, and the tombstones whose record may still be on disk,
    * then removes the segment. Records are copied byte for byte; a block deleted while its copy was
    * being written gets a tombstone for the copy. Bytes that do not parse are skipped up to the next
-   * whole record, as at start; the blocks whose records were in them are lost here (they leave the
-   * index, so the next block report lets the name server copy them again from other replicas), and
-   * a segment found so goes to `corrupt/` instead of being removed.
+   * whole record, as at start, and a segment found so goes to `corrupt/` instead of being removed,
+   * once the blocks still in it are rescued or dropped (`rescue`).
    */
   private async compact(seg: Segment): Promise<void> {
     let offset = 0;
     while (offset < seg.bytes && !this.closed) {
-      const copies: Array<{ id: string; from: LogEntry | undefined; record: Buffer; parsed: ParsedRecord }> = [];
+      const copies: Copy[] = [];
       let batchBytes = 0;
       while (offset < seg.bytes && batchBytes < COMPACT_BATCH_BYTES) {
         const parsed = await readRecordAt(seg.fh, offset, seg.bytes);
@@ -415,9 +414,7 @@ export class BlockLog {
         if (parsed.kind === KIND_BLOCK) {
           const entry = this.index.get(id);
           if (!entry || entry.seg !== seg.seq || entry.offset !== at) continue;
-          const record = Buffer.allocUnsafe(parsed.bytes);
-          const { bytesRead } = await seg.fh.read(record, 0, record.length, at);
-          if (bytesRead !== record.length) throw new Error(`short read of ${seg.path}`);
+          const record = await readWhole(seg, at, parsed.bytes);
           copies.push({ id, from: entry, record, parsed });
           batchBytes += record.length;
         } else {
@@ -428,59 +425,120 @@ export class BlockLog {
           batchBytes += record.length;
         }
       }
-      // Blocks deleted while the batch was read are not copied.
-      const wanted = copies.filter((c) => !c.from || this.index.get(c.id) === c.from);
-      const placed = await Promise.all(wanted.map((c) => this.enqueue([c.record], c.from ? c.id : undefined)));
-      for (const [i, c] of wanted.entries()) {
-        const at = placed[i]!;
-        if (!c.from) {
-          // A carried tombstone counts as kept in its new segment: else a segment of them would be compacted again and again.
-          const into = this.segments.get(at.seg);
-          if (into) into.kept += c.record.length;
-          continue;
-        }
-        const moved: LogEntry = { seg: at.seg, offset: at.offset, metaLen: c.parsed.metaLen, size: c.parsed.size };
-        if (this.index.get(c.id) === c.from) {
-          this.countLive(c.from, -1);
-          this.index.set(c.id, moved);
-          this.countLive(moved, 1);
-        } else {
-          // Deleted (or deleted and written again) while it was copied: the copy must not come back at
-          // the next start. Written even if the log is closing: close() waits for this compaction.
-          await this.enqueue(encodeRecord(KIND_TOMBSTONE, { id: c.id, seg: moved.seg, offset: moved.offset }, [], 0));
-        }
-      }
+      await this.place(copies);
     }
     if (this.closed) return;
     if (!seg.damaged) return this.removeSegment(seg);
-    for (const [id, entry] of this.index) {
-      if (entry.seg !== seg.seq) continue;
+    await this.rescue(seg);
+    if (!this.closed) await this.moveAside(seg);
+  }
+
+  /**
+   * Appends the copies a compaction read, and points the index at each block's copy; a block deleted
+   * (or written again) while it was copied gets a tombstone for its copy instead, so that the copy
+   * does not come back at the next start. Every copy that reached the log is seen to even if others
+   * failed, for the same reason; then the first failure is thrown.
+   */
+  private async place(copies: Copy[]): Promise<void> {
+    // Blocks deleted while the batch was read are not copied.
+    const wanted = copies.filter((c) => !c.from || this.index.get(c.id) === c.from);
+    const placed = await Promise.allSettled(wanted.map((c) => this.enqueue([c.record], c.from ? c.id : undefined)));
+    const failures: unknown[] = [];
+    for (const [i, c] of wanted.entries()) {
+      const result = placed[i]!;
+      if (result.status === 'rejected') {
+        failures.push(result.reason);
+        continue;
+      }
+      const at = result.value;
+      if (!c.from) {
+        // A carried tombstone counts as kept in its new segment: else a segment of them would be compacted again and again.
+        const into = this.segments.get(at.seg);
+        if (into) into.kept += c.record.length;
+        continue;
+      }
+      const moved: LogEntry = { seg: at.seg, offset: at.offset, metaLen: c.parsed.metaLen, size: c.parsed.size };
+      if (this.index.get(c.id) === c.from) {
+        this.countLive(c.from, -1);
+        this.index.set(c.id, moved);
+        this.countLive(moved, 1);
+      } else {
+        // Written even if the log is closing: close() waits for this compaction.
+        await this.enqueue(encodeRecord(KIND_TOMBSTONE, { id: c.id, seg: moved.seg, offset: moved.offset }, [], 0)).catch((err: unknown) => {
+          failures.push(err);
+        });
+      }
+    }
+    if (failures.length > 0) throw failures[0];
+  }
+
+  /**
+   * The blocks a walk through a damaged segment left in it: each is looked for where the index says
+   * its record is (a skip past damage may land inside a block's data, on bytes that look like a
+   * record, and so pass over whole records), copied if it is whole there, else dropped: it is gone
+   * from this server, and the next block report has the name server copy it again.
+   */
+  private async rescue(seg: Segment): Promise<void> {
+    const copies: Copy[] = [];
+    for (const [id, entry] of [...this.index].filter(([, e]) => e.seg === seg.seq)) {
+      const parsed = await readRecordAt(seg.fh, entry.offset, seg.bytes);
+      if (parsed?.kind === KIND_BLOCK && parsed.meta.id === id && parsed.metaLen === entry.metaLen && parsed.size === entry.size) {
+        copies.push({ id, from: entry, record: await readWhole(seg, entry.offset, parsed.bytes), parsed });
+        continue;
+      }
       console.error(`block log: block ${id} in segment ${seg.path} could not be read; dropped`);
       this.remove(id, entry);
     }
-    await this.moveAside(seg);
+    await this.place(copies);
   }
 
-  /** Moves a damaged segment, whose blocks have been copied out, to `corrupt/` for an operator to look at. */
+  /**
+   * Moves a damaged segment, whose blocks have been copied out, to `corrupt/` for an operator to look
+   * at. The new name is made durable first: a crash between the two directory fsyncs may leave it in
+   * both places (the copy in `log/` is then compacted and moved again), never in neither.
+   */
   private async moveAside(seg: Segment): Promise<void> {
-    await fs.mkdir(this.corruptDir, { recursive: true });
+    if (await fs.mkdir(this.corruptDir, { recursive: true }) !== undefined) await fsyncDir(dirname(this.corruptDir));
     const to = join(this.corruptDir, `${basename(seg.path, '.seg')}.${Date.now()}.seg`);
     await fs.rename(seg.path, to);
-    this.segments.delete(seg.seq);
-    seg.removed = true;
-    console.error(`block log: damaged segment ${seg.path} moved to ${to}`);
-    await fsyncDir(this.dir);
     await fsyncDir(this.corruptDir);
-    if (seg.reads === 0) await seg.fh.close().catch(() => {});
+    await fsyncDir(this.dir);
+    console.error(`block log: damaged segment ${seg.path} moved to ${to}`);
+    await this.forget(seg);
   }
 
   private async removeSegment(seg: Segment): Promise<void> {
     if (seg.live !== 0) throw new Error(`BlockLog: segment ${seg.seq} still holds ${seg.live} bytes of blocks`);
+    await fs.rm(seg.path, { force: true });
+    await fsyncDir(this.dir);
+    await this.forget(seg);
+  }
+
+  /**
+   * Lets go of a segment whose file is gone from `log/` for good: only once that is durable, since
+   * from then on the tombstones that name it are no longer carried by compactions (a crash that
+   * brought the file back would bring back the blocks they deleted). Its descriptor is closed after
+   * the last read in flight.
+   */
+  private async forget(seg: Segment): Promise<void> {
     this.segments.delete(seg.seq);
     seg.removed = true;
-    await fs.rm(seg.path, { force: true });
-    // Else a crash could bring back a segment whose tombstones were dropped with another.
-    await fsyncDir(this.dir);
     if (seg.reads === 0) await seg.fh.close().catch(() => {});
   }
+}
+
+/** A record a compaction copies: a block's (`from`: where the index had it) or a tombstone. */
+interface Copy {
+  id: string;
+  from: LogEntry | undefined;
+  record: Buffer;
+  parsed: ParsedRecord;
+}
+
+/** A whole record of a segment, read on the thread pool. */
+async function readWhole(seg: Segment, offset: number, bytes: number): Promise<Buffer> {
+  const record = Buffer.allocUnsafe(bytes);
+  const { bytesRead } = await seg.fh.read(record, 0, bytes, offset);
+  if (bytesRead !== bytes) throw new Error(`short read of ${seg.path}`);
+  return record;
 }
