@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdtemp, open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { appendFile, mkdtemp, open, readdir, readFile, rm, stat, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -169,6 +169,25 @@ describe('block log: small blocks appended to segments', () => {
     assert.deepEqual(await get(third, next), Buffer.from('after the cut'));
     assert.equal(third.blockCount, 12);
     assert.ok(!third.has(ids[1]!), 'the damaged block came back');
+    await third.close();
+  });
+
+  it('the tombstone of a block that failed its CRC at start is durable before a new segment follows the damaged one', async () => {
+    const root = join(dir, 'c5');
+    const { ids, data, path } = await oneSegment(root, 4, 10_000);
+    await flipBits(path, (await blockOnDisk(root, ids[1]!)).offset + 100, 0x01);
+    // Segments smaller than this one: it is full, so this start begins a new one after it.
+    const again = await reopened(root, { logSegmentBytes: 16 * 1024 });
+    assert.ok(!again.has(ids[1]!));
+    await again.close();
+    // A crash right after the new segment was made, before anything reached it: it is empty.
+    const [, next] = await segments(root);
+    assert.ok(next, 'a new segment was begun');
+    await truncate(join(root, 'log', next), 0);
+    // The damaged segment is no longer the last, so its data is not checked again at this start.
+    const third = await reopened(root, { logSegmentBytes: 16 * 1024 });
+    assert.deepEqual(new Set(third.list()), new Set([ids[0], ids[2], ids[3]]));
+    for (const i of [0, 2, 3]) assert.deepEqual(await get(third, ids[i]!), data[i]);
     await third.close();
   });
 

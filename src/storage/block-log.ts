@@ -1,4 +1,4 @@
-import { existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, readSync } from 'node:fs';
+import { existsSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, readSync, writevSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { SdfsError, toSdfsError } from '../protocol/errors.js';
@@ -113,7 +113,7 @@ export class BlockLog {
     }
     const seqs = listSegments(this.dir);
     // Blocks whose bytes fail their CRC: left out, and deleted by a tombstone below, or a later start
-    // (which no longer checks this segment's data) would take them in again.
+    // (which no longer checks this segment's data once another follows it) would take them in again.
     const failed: Tombstone[] = [];
     for (const [i, seq] of seqs.entries()) {
       const path = segmentPath(this.dir, seq);
@@ -141,8 +141,9 @@ export class BlockLog {
       this.liveBytes += recordBytes(e);
     }
     const last = this.segments.get(seqs.at(-1) ?? -1);
+    const unwritten = last && failed.length > 0 && !writeInPlace(last, failed) ? failed : [];
     this.active = last && last.bytes < this.segmentBytes && !last.damaged ? last : await this.newSegment((seqs.at(-1) ?? 0) + 1);
-    await Promise.all(failed.map((t) => this.enqueue(encodeRecord(KIND_TOMBSTONE, t, [], 0)).catch((err) => {
+    await Promise.all(unwritten.map((t) => this.enqueue(encodeRecord(KIND_TOMBSTONE, t, [], 0)).catch((err) => {
       console.error(`block log: the tombstone of damaged block ${t.id} was not written: ${(err as Error).message}`);
     })));
     for (const seg of this.segments.values()) this.considerCompaction(seg);
@@ -524,6 +525,32 @@ export class BlockLog {
     this.segments.delete(seg.seq);
     seg.removed = true;
     if (seg.reads === 0) await seg.fh.close().catch(() => {});
+  }
+}
+
+/**
+ * Appends the tombstones of the blocks of the last segment that failed their CRC at start to that
+ * segment itself (full or damaged as it may be), and syncs them, before any segment is begun after
+ * it: a later start checks only the last segment's data, and would take those blocks in again if a
+ * new segment came to follow before their tombstones were durable. False if they could not be
+ * written (the segment is cut back): they then go to the next segment, as any append.
+ */
+function writeInPlace(seg: Segment, tombstones: Tombstone[]): boolean {
+  const pieces = tombstones.flatMap((t) => encodeRecord(KIND_TOMBSTONE, t, [], 0));
+  const bytes = pieces.reduce((n, b) => n + b.length, 0);
+  try {
+    if (writevSync(seg.fh.fd, pieces, seg.bytes) !== bytes) throw new Error('short write (disk full?)');
+    fdatasyncSync(seg.fh.fd);
+    seg.bytes += bytes;
+    return true;
+  } catch (err) {
+    console.error(`block log: tombstones of damaged blocks not written to ${seg.path}: ${(err as Error).message}`);
+    try {
+      ftruncateSync(seg.fh.fd, seg.bytes);
+    } catch {
+      // The next start finds a torn record at the end of a segment that is no longer the last: left as it is.
+    }
+    return false;
   }
 }
 
