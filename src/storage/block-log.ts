@@ -499,6 +499,7 @@ export class BlockLog {
    * both places (the copy in `log/` is then compacted and moved again), never in neither.
    */
   private async moveAside(seg: Segment): Promise<void> {
+    if (seg.live !== 0) throw new Error(`BlockLog: segment ${seg.seq} still holds ${seg.live} bytes of blocks`);
     if (await fs.mkdir(this.corruptDir, { recursive: true }) !== undefined) await fsyncDir(dirname(this.corruptDir));
     const to = join(this.corruptDir, `${basename(seg.path, '.seg')}.${Date.now()}.seg`);
     await fs.rename(seg.path, to);

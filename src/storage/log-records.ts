@@ -126,7 +126,7 @@ export async function readRecordAt(fh: fs.FileHandle, offset: number, limit: num
 }
 
 /** Reads and parses the record at `offset` of a segment on the event loop; undefined if none is there. */
-export function readRecordSync(fd: number, offset: number, size: number, scratch: Buffer): ParsedRecord | undefined {
+function readRecordSync(fd: number, offset: number, size: number, scratch: Buffer): ParsedRecord | undefined {
   if (offset + HEADER_BYTES > size) return undefined;
   const got = readSync(fd, scratch, 0, Math.min(scratch.length, size - offset), offset);
   let head = scratch.subarray(0, got);
