@@ -283,6 +283,14 @@ describe('web UI in a real browser', { skip: SKIP }, () => {
     await waitFor('focus back on the row', async () => (await focused(page)) === 'renamed folder', 5000);
     await page.keyboard.press('Delete');
     await dialog.waitFor();
+    // A <dialog>'s close event comes in a task of its own: a Delete handled before it opens the next
+    // dialog, which that late event must not take away (seen as a flaky run of this test).
+    await page.evaluate(() => {
+      document.querySelector<HTMLDialogElement>('dialog[open]')!.close();
+      document.querySelector('[data-name="renamed folder"]')!.dispatchEvent(new KeyboardEvent('keydown', { key: 'Delete', bubbles: true }));
+    });
+    await waitFor('the next dialog, open', async () => (await page.locator('dialog[open]').count()) === 1, 5000);
+    await dialog.waitFor();
     assert.equal(await focused(page), 'Cancel', 'the safe choice has focus');
     await page.keyboard.press('Tab');
     await page.keyboard.press('Enter');

@@ -38,6 +38,10 @@ export function FileBrowser({ path, readOnly = false }: { path: string; readOnly
   // last one has been drawn must open a new dialog, not find the closed one still mounted.
   const opened = useRef(0);
   const openDialog = (d: Dialog): void => setDialog({ ...d, seq: ++opened.current });
+  // Closes that one dialog only: a <dialog>'s close event comes in a task of its own, after the
+  // browser has already given the focus back, so a Delete pressed in between has opened the next
+  // dialog, which this close must not take away.
+  const closeDialog = (seq: number) => (): void => setDialog((d) => (d?.seq === seq ? undefined : d));
   const [focusName, setFocusName] = useState<string>();
   // The row to focus once the next listing arrives (after a rename, a new folder, entering a folder).
   const pendingFocus = useRef<string | undefined>(undefined);
@@ -214,14 +218,14 @@ export function FileBrowser({ path, readOnly = false }: { path: string; readOnly
       <div class="drop-hint" aria-hidden="true">Drop files to upload them to {path}</div>
 
       {dialog?.kind === 'mkdir' && (
-        <NewFolderDialog key={dialog.seq} dir={path} onClose={() => setDialog(undefined)} onDone={(name) => {
+        <NewFolderDialog key={dialog.seq} dir={path} onClose={closeDialog(dialog.seq)} onDone={(name) => {
           pendingFocus.current = name;
           reload();
           notify(`Created folder ${name}`);
         }} />
       )}
       {dialog?.kind === 'rename' && (
-        <RenameDialog key={dialog.seq} dir={path} entry={dialog.entry} onClose={() => setDialog(undefined)} onDone={(to) => {
+        <RenameDialog key={dialog.seq} dir={path} entry={dialog.entry} onClose={closeDialog(dialog.seq)} onDone={(to) => {
           const here = parentOf(to) === path;
           pendingFocus.current = here ? baseName(to) : nextTo(entries, dialog.entry);
           reload();
@@ -229,13 +233,13 @@ export function FileBrowser({ path, readOnly = false }: { path: string; readOnly
         }} />
       )}
       {dialog?.kind === 'delete' && (
-        <DeleteDialog key={dialog.seq} entry={dialog.entry} onClose={() => setDialog(undefined)} onDone={() => {
+        <DeleteDialog key={dialog.seq} entry={dialog.entry} onClose={closeDialog(dialog.seq)} onDone={() => {
           pendingFocus.current = nextTo(entries, dialog.entry);
           reload();
           notify(`Deleted ${dialog.entry.name}`);
         }} />
       )}
-      {dialog?.kind === 'details' && <DetailsDialog key={dialog.seq} entry={dialog.entry} onClose={() => setDialog(undefined)} />}
+      {dialog?.kind === 'details' && <DetailsDialog key={dialog.seq} entry={dialog.entry} onClose={closeDialog(dialog.seq)} />}
     </section>
   );
 }
