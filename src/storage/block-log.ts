@@ -5,7 +5,7 @@ import { SdfsError, toSdfsError } from '../protocol/errors.js';
 import type { BlockMeta } from './block-store.js';
 import { fsyncDir } from './fsync-dir.js';
 import {
-  encodeRecord, findRecord, FIRST_READ, HEADER_BYTES, KIND_BLOCK, KIND_TOMBSTONE, listSegments, LOG_BLOCK_MAX, parseRecord,
+  applyTombstone, encodeRecord, encodeTombstone, findRecord, FIRST_READ, HEADER_BYTES, KIND_BLOCK, listSegments, LOG_BLOCK_MAX, parseRecord,
   readRecordAt, recordBytes, scanSegment, segmentPath, type LogEntry, type ParsedRecord, type Tombstone,
 } from './log-records.js';
 
@@ -122,10 +122,7 @@ export class BlockLog {
       const last = i === seqs.length - 1;
       const { end, damaged } = scanSegment(fh.fd, seq, size, last, {
         block: (id, entry) => this.index.set(id, entry),
-        tombstone: (t) => {
-          const e = this.index.get(t.id);
-          if (e && e.seg === t.seg && e.offset === t.offset) this.index.delete(t.id);
-        },
+        tombstone: (t) => applyTombstone(this.index, t),
         failed: (t) => failed.push(t),
       });
       if (end < size && last) {
@@ -143,7 +140,7 @@ export class BlockLog {
     const last = this.segments.get(seqs.at(-1) ?? -1);
     const unwritten = last && failed.length > 0 && !writeInPlace(last, failed) ? failed : [];
     this.active = last && last.bytes < this.segmentBytes && !last.damaged ? last : await this.newSegment((seqs.at(-1) ?? 0) + 1);
-    await Promise.all(unwritten.map((t) => this.enqueue(encodeRecord(KIND_TOMBSTONE, t, [], 0)).catch((err) => {
+    await Promise.all(unwritten.map((t) => this.enqueue([encodeTombstone(t)]).catch((err) => {
       console.error(`block log: the tombstone of damaged block ${t.id} was not written: ${(err as Error).message}`);
     })));
     for (const seg of this.segments.values()) this.considerCompaction(seg);
@@ -175,7 +172,7 @@ export class BlockLog {
     this.index.delete(id);
     this.countLive(entry, -1);
     // Not waited for: a delete lost to a crash leaves a block the name server deletes again.
-    if (!this.closed) this.enqueue(encodeRecord(KIND_TOMBSTONE, { id, seg: entry.seg, offset: entry.offset }, [], 0)).catch((err) => {
+    if (!this.closed) this.enqueue([encodeTombstone({ id, seg: entry.seg, offset: entry.offset })]).catch((err) => {
       console.error(`block log: the delete of ${id} was not written: ${(err as Error).message}`);
     });
     const seg = this.segments.get(entry.seg);
@@ -327,7 +324,7 @@ export class BlockLog {
         seg.broken = true;
         let offset = start;
         for (const a of batch) {
-          if (a.id) this.enqueue(encodeRecord(KIND_TOMBSTONE, { id: a.id, seg: seg.seq, offset }, [], 0)).catch(() => {});
+          if (a.id) this.enqueue([encodeTombstone({ id: a.id, seg: seg.seq, offset })]).catch(() => {});
           offset += a.bytes;
         }
       }
@@ -421,7 +418,7 @@ export class BlockLog {
         } else {
           const t = parsed.meta as Tombstone;
           if (t.seg === seg.seq || !this.segments.has(t.seg)) continue;
-          const record = encodeRecord(KIND_TOMBSTONE, t, [], 0)[0]!;
+          const record = encodeTombstone(t);
           copies.push({ id, from: undefined, record, parsed });
           batchBytes += record.length;
         }
@@ -465,7 +462,7 @@ export class BlockLog {
         this.countLive(moved, 1);
       } else {
         // Written even if the log is closing: close() waits for this compaction.
-        await this.enqueue(encodeRecord(KIND_TOMBSTONE, { id: c.id, seg: moved.seg, offset: moved.offset }, [], 0)).catch((err: unknown) => {
+        await this.enqueue([encodeTombstone({ id: c.id, seg: moved.seg, offset: moved.offset })]).catch((err: unknown) => {
           failures.push(err);
         });
       }
@@ -537,7 +534,7 @@ export class BlockLog {
  * written (the segment is cut back): they then go to the next segment, as any append.
  */
 function writeInPlace(seg: Segment, tombstones: Tombstone[]): boolean {
-  const pieces = tombstones.flatMap((t) => encodeRecord(KIND_TOMBSTONE, t, [], 0));
+  const pieces = tombstones.map((t) => encodeTombstone(t));
   const bytes = pieces.reduce((n, b) => n + b.length, 0);
   try {
     if (writevSync(seg.fh.fd, pieces, seg.bytes) !== bytes) throw new Error('short write (disk full?)');

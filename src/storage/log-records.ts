@@ -24,7 +24,7 @@ export const LOG_BLOCK_MAX = Math.min(1024 * 1024, CHUNK_SIZE);
 export const HEADER_BYTES = 20;
 const MAGIC = 0x53444c31;
 export const KIND_BLOCK = 1;
-export const KIND_TOMBSTONE = 2;
+const KIND_TOMBSTONE = 2;
 const MAX_META_BYTES = 64 * 1024;
 /** The first read of a record takes its header and this much of its meta (a block's is ~250 bytes). */
 export const FIRST_READ = 1024;
@@ -74,6 +74,17 @@ export function encodeRecord(kind: number, meta: BlockMeta | Tombstone, data: re
   json.copy(head, HEADER_BYTES);
   head.writeUInt32BE(headerCrc(head, json.length), 16);
   return [head, ...data];
+}
+
+/** A tombstone's record: one buffer, its header and meta. */
+export function encodeTombstone(t: Tombstone): Buffer {
+  return encodeRecord(KIND_TOMBSTONE, { id: t.id, seg: t.seg, offset: t.offset }, [], 0)[0]!;
+}
+
+/** Takes the block a tombstone names out of an index being built, if the index still has that very record. */
+export function applyTombstone(index: Map<string, LogEntry>, t: Tombstone): void {
+  const e = index.get(t.id);
+  if (e && e.seg === t.seg && e.offset === t.offset) index.delete(t.id);
 }
 
 function headerCrc(head: Buffer, metaLen: number): number {
@@ -225,10 +236,7 @@ export function scanLog(dataDir: string): Map<string, LogEntry & { path: string;
     try {
       scanSegment(fd, seq, fstatSync(fd).size, false, {
         block: (id, entry, meta) => out.set(id, { ...entry, path, meta }),
-        tombstone: (t) => {
-          const e = out.get(t.id);
-          if (e && e.seg === t.seg && e.offset === t.offset) out.delete(t.id);
-        },
+        tombstone: (t) => applyTombstone(out, t),
       });
     } finally {
       closeSync(fd);
