@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readlink, rm, writeFile, open } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, stat, writeFile, open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { newId } from '../src/protocol/blocks.js';
-import { BlockStore, blockIdsOnDisk } from '../src/storage/block-store.js';
+import { ID_PATTERN, newBlockId, newId } from '../src/protocol/blocks.js';
+import { BlockStore, blockIdsOnDisk, blockPath } from '../src/storage/block-store.js';
 import { blockDigest, sha256 } from './helpers/data.js';
 
 describe('block store on disk', () => {
@@ -59,7 +59,7 @@ describe('block store on disk', () => {
     await w.write(data);
     const meta = await w.commit();
     // This process's descriptors of the block's file.
-    const file = join(root, 'blocks', id.slice(0, 2), id);
+    const file = blockPath(root, id);
     const openFds = async (): Promise<number> => {
       const targets = await Promise.all((await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
       return targets.filter((t) => t === file).length;
@@ -130,7 +130,7 @@ describe('block store on disk', () => {
     await w.write(Buffer.alloc(1024 * 1024 + 10, 1));
     await w.commit();
     // Damage the trailer's magic.
-    const fh = await open(join(root, 'blocks', id.slice(0, 2), id), 'r+');
+    const fh = await open(blockPath(root, id), 'r+');
     const { size } = await fh.stat();
     await fh.write(Buffer.from('XXXX'), 0, 4, size - 4);
     await fh.close();
@@ -191,5 +191,43 @@ describe('block store on disk', () => {
     await assert.rejects(store.readMeta('..'), { code: 'EINVAL' });
     await assert.rejects(store.delete('/etc/passwd'), { code: 'EINVAL' });
     await store.close();
+  });
+  it('block ids made one after another sort one after another, and are block ids', () => {
+    const ids = Array.from({ length: 5000 }, () => newBlockId());
+    assert.ok(ids.every((id) => ID_PATTERN.test(id)));
+    assert.deepEqual([...ids].sort(), ids);
+    assert.equal(new Set(ids).size, ids.length);
+  });
+
+  it('moves a block file from the directory of the layout before 2026-11-29 at open, and reads it whole', async () => {
+    const root = join(dir, 'old-layout');
+    const store = new BlockStore(root);
+    await store.open();
+    let id = newBlockId();
+    while (id.slice(0, 2) === id.slice(-2)) id = newBlockId();
+    const data = randomBytes(1024 * 1024 + 77); // larger than the block log takes: a file of its own
+    const w = await store.createWriter(id, 2 * 1024 * 1024);
+    await w.write(data);
+    await w.commit();
+    await store.close();
+    // Where a storage server put it until then: the directory of the id's first two digits.
+    const oldPath = join(root, 'blocks', id.slice(0, 2), id);
+    await rename(blockPath(root, id), oldPath);
+
+    const again = new BlockStore(root);
+    await again.open();
+    await assert.rejects(stat(oldPath), { code: 'ENOENT' });
+    assert.deepEqual(await readFile(blockPath(root, id)).then((b) => b.subarray(0, data.length)), data);
+    const meta = await again.readMeta(id);
+    assert.equal(meta.digest, blockDigest(data));
+    assert.deepEqual((await again.read(meta, meta.size - 1000, meta.size)).data, data.subarray(-1000));
+    assert.equal(again.blockCount, 1);
+    await again.close();
+    // And found where it now is by the next start.
+    const third = new BlockStore(root);
+    await third.open();
+    assert.equal(third.blockCount, 1);
+    assert.deepEqual((await third.read(await third.readMeta(id), 0, 1000)).data, data.subarray(0, 1000));
+    await third.close();
   });
 });

@@ -1,4 +1,4 @@
-import { newId } from '../protocol/blocks.js';
+import { newBlockId, newId } from '../protocol/blocks.js';
 import { SdfsError } from '../protocol/errors.js';
 import type {
   AllocateBlockResponse, CommitRequest, CompleteBlockRequest, FileStat, OpenUploadRequest, OpenUploadResponse,
@@ -153,7 +153,7 @@ export class Uploads {
 
   private place(up: Upload, index: number, exclude: string[]): AllocateBlockResponse {
     const targets = this.storages.choose(up.replication, up.maxBlock, exclude);
-    const blockId = newId();
+    const blockId = newBlockId();
     up.blocks[index] = { blockId, targets: targets.map((t) => t.id) };
     this.storages.reserve(targets.map((t) => t.id), up.maxBlock);
     return { blockId, index, targets, token: this.writeToken(blockId) };
