@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { newId, TrailerSplitter } from '../src/protocol/blocks.js';
 import { AUTH_HEADERS } from '../src/protocol/auth.js';
+import { LINK_PATH } from '../src/protocol/block-link.js';
 import { BLOCK_HEADERS } from '../src/protocol/messages.js';
 import { Cluster } from './helpers/cluster.js';
 import { createDigester, digestFromBytes, digestToBytes } from '../src/protocol/block-digest.js';
@@ -113,6 +114,8 @@ describe('a block hashed once down the pipeline', () => {
     // was sent) and the right size, but with chunk CRC-32s that are not the head's.
     let trailerSeen: string | undefined;
     const fake: Server = createServer((req, res) => {
+      // It has no block link (as a server before them): the head then sends by HTTP.
+      if (req.url === LINK_PATH) return void res.writeHead(404).end();
       const chunks: Buffer[] = [];
       trailerSeen = req.headers[BLOCK_HEADERS.trailer] as string | undefined;
       req.on('data', (c: Buffer) => chunks.push(c));

@@ -11,6 +11,7 @@ import type {
 import { resolvePath } from '../protocol/paths.js';
 import { apiCaller, type ApiCaller } from '../protocol/api-caller.js';
 import { BlockChannel } from '../protocol/block-channel.js';
+import { BlockLinks } from '../protocol/block-link.js';
 import { createFileReadStream, type ReadOptions, type ReplicaFailure } from '../protocol/file-read-stream.js';
 import { FileReader } from '../protocol/file-reader.js';
 import { FileWriteStream, type WriteOptions } from '../protocol/file-write-stream.js';
@@ -38,6 +39,8 @@ export class SdfsClient {
   private readonly agent: Agent;
   /** Every block read (FileReader, and the streams over it); JSON calls and uploads go through the agent. */
   private readonly channel: BlockChannel;
+  /** Small blocks written (see BlockSender). */
+  private readonly links: BlockLinks;
   private readonly api: ApiCaller;
 
   private readonly onReplicaFailure: ReplicaFailure;
@@ -47,6 +50,7 @@ export class SdfsClient {
   constructor(readonly url: string, opts: ClientOptions = {}) {
     this.agent = newAgent(opts.ca);
     this.channel = new BlockChannel({ ca: opts.ca });
+    this.links = new BlockLinks({ ca: opts.ca });
     this.api = apiCaller(url, this.agent, opts.key === undefined ? {} : { authorization: `Bearer ${opts.key}` });
     this.pool = new UploadPool(this.api);
     this.lookups = new BlockLookups(this.api);
@@ -137,7 +141,7 @@ export class SdfsClient {
   }
 
   createWriteStream(path: string, opts: WriteOptions = {}): FileWriteStream {
-    return new FileWriteStream(this.api, this.agent, resolvePath(path), opts);
+    return new FileWriteStream(this.api, this.agent, resolvePath(path), opts, undefined, this.links);
   }
 
   /** Streams a file's bytes; the block list is fetched first, so a missing file fails here. */
@@ -181,7 +185,7 @@ export class SdfsClient {
 
   /** One piece, written and ended as it is: a pipeline would cost a small file more CPU than its bytes do. */
   private async writeBytes(path: string, bytes: Buffer, opts: WriteOptions, pooled: boolean): Promise<FileStat> {
-    const out = new FileWriteStream(this.api, this.agent, resolvePath(path), opts, pooled ? () => this.pool.take() : undefined);
+    const out = new FileWriteStream(this.api, this.agent, resolvePath(path), opts, pooled ? () => this.pool.take() : undefined, this.links);
     out.end(bytes);
     await finished(out);
     return out.stat!;
@@ -222,6 +226,7 @@ export class SdfsClient {
   async close(): Promise<void> {
     await this.pool.close();
     this.channel.close();
+    this.links.close();
     await this.agent.close();
   }
 }

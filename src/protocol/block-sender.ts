@@ -5,7 +5,8 @@ import { AUTH_HEADERS } from './auth.js';
 import { digestLength, digestToBytes, type DigestAlgorithm } from './block-digest.js';
 import { ChunkCrcs, formatPipeline, sameCrcs } from './blocks.js';
 import { SdfsError, toSdfsError } from './errors.js';
-import { addrToUrl, requestJson } from './http.js';
+import { LINK_BLOCK_MAX, type BlockLinks } from './block-link.js';
+import { addrToUrl, parseJson, requestJson } from './http.js';
 import { BLOCK_HEADERS, type PutBlockResponse, type StorageRef } from './messages.js';
 
 /**
@@ -32,6 +33,8 @@ export interface BlockSenderOptions {
   verify?: boolean;
   /** The block's digest at the end of the body, in `algorithm`'s raw bytes. */
   trailer?: { mode: 'append' | 'passthrough'; algorithm: DigestAlgorithm };
+  /** A block sent whole goes through the head's block link, when it has one. */
+  links?: BlockLinks;
 }
 
 export class BlockSender {
@@ -45,20 +48,30 @@ export class BlockSender {
   private readonly headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
   private failure: SdfsError | undefined;
   private bytes = 0;
+  private readonly links: BlockLinks | undefined;
 
   constructor(readonly head: StorageRef, readonly rest: StorageRef[], readonly blockId: string, token: string | undefined,
     private readonly dispatcher: Dispatcher, opts: BlockSenderOptions = {}) {
     this.crcs = opts.verify === false ? null : new ChunkCrcs();
     this.trailer = opts.trailer;
+    this.links = opts.links;
     if (token !== undefined) this.headers[AUTH_HEADERS.blockToken] = token;
     if (rest.length > 0) this.headers[BLOCK_HEADERS.pipeline] = formatPipeline(rest);
     if (opts.trailer) this.headers[BLOCK_HEADERS.trailer] = opts.trailer.algorithm;
   }
 
   private send(body: Buffer | PassThrough): Promise<void> {
-    this.response = requestJson<PutBlockResponse>(addrToUrl(this.head.addr), `/v1/blocks/${this.blockId}`, {
+    const origin = addrToUrl(this.head.addr);
+    const overHttp = (): Promise<PutBlockResponse> => requestJson<PutBlockResponse>(origin, `/v1/blocks/${this.blockId}`, {
       method: 'PUT', body, headers: this.headers, dispatcher: this.dispatcher,
     });
+    const link = Buffer.isBuffer(body) && body.length <= LINK_BLOCK_MAX ? this.links?.get(origin) : undefined;
+    this.response = link
+      ? link.request({ id: this.blockId, headers: this.headers }, body as Buffer).then(
+        ({ status, text }) => parseJson<PutBlockResponse>(status, text),
+        // A server without links: this block, and the next ones for a while (BlockLinks), by HTTP.
+        (err: unknown) => (link.refused ? overHttp() : Promise.reject(err)))
+      : overHttp();
     this.settled = this.response.then(() => undefined, (err: unknown) => {
       this.failure = toSdfsError(err);
       this.body?.destroy();

@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import type { BlockLinks } from './block-link.js';
 import { BlockSender } from './block-sender.js';
 import { SdfsError } from './errors.js';
 import type { AllocateBlockResponse, CompleteBlockRequest, FileStat, OpenUploadResponse, PutBlockResponse } from './messages.js';
@@ -86,6 +87,8 @@ export class FileWriteStream extends Writable {
     private readonly opts: WriteOptions = {},
     /** Only for a file whose size the caller knows to fit the pool's uploads, written with the pool's replication and block size. */
     private readonly pool?: UploadSource,
+    /** Small blocks go to their pipeline's head through its block link (see BlockSender). */
+    private readonly links?: BlockLinks,
   ) {
     super({ highWaterMark: 1024 * 1024, signal: opts.signal });
   }
@@ -176,7 +179,7 @@ export class FileWriteStream extends Writable {
   private send(alloc: AllocateBlockResponse): BlockSender {
     const [head, ...rest] = alloc.targets;
     if (!head) throw new SdfsError('ENOSTORAGE', 'the name server gave no storage server for the block');
-    return new BlockSender(head, rest, alloc.blockId, alloc.token, this.dispatcher);
+    return new BlockSender(head, rest, alloc.blockId, alloc.token, this.dispatcher, { links: this.links });
   }
 
   /**

@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
 import { AUTH_HEADERS, checkBlockToken, verifyRequest, type BlockOp, type ClusterKeys } from '../protocol/auth.js';
@@ -13,6 +14,7 @@ import { parseRange } from '../protocol/range.js';
 import { BLOCK_HEADERS, FetchBlockRequest, type PutBlockResponse } from '../protocol/messages.js';
 import type { BlockStore, BlockWriter } from './block-store.js';
 import type { RangeReader } from './range-reader.js';
+import type { BlockLinks, LinkHandler } from '../protocol/block-link.js';
 import { BlockSender } from '../protocol/block-sender.js';
 
 declare module 'fastify' {
@@ -55,39 +57,51 @@ export function installStorageAuth(app: FastifyInstance, keys: ClusterKeys): voi
 /** The block protocol: clients and other storage servers store, read and delete blocks here. */
 export function registerBlockRoutes(app: FastifyInstance, deps: {
   store: BlockStore; selfId: string; maxBlockSize: number; dispatcher: Dispatcher; channel: BlockChannel; onWipe: () => Promise<void>;
+  keys: ClusterKeys;
+  /** This server's links to the next ones of write pipelines. */
+  links?: BlockLinks;
+  /** Takes the block links of writers to this server (acceptBlockLinks on its HTTP server). */
+  acceptLinks?: (handle: LinkHandler) => void;
 }): void {
-  const { store, selfId, maxBlockSize, dispatcher, channel } = deps;
+  const { store, selfId, maxBlockSize, dispatcher, channel, keys, links, acceptLinks } = deps;
 
   // Block bodies are streamed by the handlers, never parsed or buffered by the framework.
   app.addContentTypeParser('*', (_req, _payload, done) => done(null));
 
-  app.put('/v1/blocks/:id', BLOCK_WRITE, async (req: FastifyRequest<{ Params: { id: string } }>) => {
-    const id = validateId(req.params.id);
+  /**
+   * Stores a block and passes it down the rest of its pipeline: the body of an HTTP PUT (a stream), or
+   * a block link's frame (whole). `h`: the request's headers; `clusterMember`: signed by one.
+   */
+  async function putBlock(rawId: string, h: (name: string) => string | undefined, clusterMember: boolean,
+    body: Readable | Buffer): Promise<PutBlockResponse> {
+    const id = validateId(rawId);
     // From an upstream storage server, the body ends with the block's digest as the head computed it,
     // in the algorithm the header names.
-    const trailer = header(req, BLOCK_HEADERS.trailer);
+    const trailer = h(BLOCK_HEADERS.trailer);
     if (trailer !== undefined && !isDigestAlgorithm(trailer)) throw new SdfsError('EINVAL', `unknown block trailer: ${trailer}`);
     // Only a storage server forwarding a block may name its digest; a client's bytes are hashed here.
-    if (trailer && !req.clusterMember) throw new SdfsError('EACCES', 'a block digest is taken from storage servers only');
+    if (trailer && !clusterMember) throw new SdfsError('EACCES', 'a block digest is taken from storage servers only');
     const trailerBytes = trailer ? digestLength(trailer) : 0;
     // A body announced too large is refused before a byte of it is read.
-    if (Number(header(req, 'content-length') ?? 0) > maxBlockSize + trailerBytes) {
+    if (Number(h('content-length') ?? 0) > maxBlockSize + trailerBytes) {
       throw new SdfsError('ETOOBIG', `block larger than ${maxBlockSize} bytes`);
     }
-    const pipeline = parsePipeline(header(req, BLOCK_HEADERS.pipeline));
+    const pipeline = parsePipeline(h(BLOCK_HEADERS.pipeline));
     const writer = await store.createWriter(id, maxBlockSize, { digest: trailer ? null : BLOCK_DIGEST });
     // The rest of the pipeline is sent the same token (it is valid for this block on any server), and
     // the digest: this server's if it is the head, else the one it was sent.
-    const token = header(req, AUTH_HEADERS.blockToken);
+    const token = h(AUTH_HEADERS.blockToken);
     const forwarder = pipeline.length > 0
       ? new BlockSender(pipeline[0]!, pipeline.slice(1), id, token, dispatcher, {
-        verify: false, trailer: trailer ? { mode: 'passthrough', algorithm: trailer } : { mode: 'append', algorithm: BLOCK_DIGEST },
+        links, verify: false, trailer: trailer ? { mode: 'passthrough', algorithm: trailer } : { mode: 'append', algorithm: BLOCK_DIGEST },
       })
       : null;
     const split = trailer ? new TrailerSplitter(trailerBytes) : null;
     let digest: string;
     try {
-      await eachChunk(req.raw, (chunk) => Promise.all([split ? writeAll(writer, split.push(chunk)) : writer.write(chunk), forwarder?.write(chunk)]));
+      const take = (chunk: Buffer): Promise<unknown> => Promise.all([split ? writeAll(writer, split.push(chunk)) : writer.write(chunk), forwarder?.write(chunk)]);
+      if (Buffer.isBuffer(body)) await take(body);
+      else await eachChunk(body, take);
       if (split) {
         const sent = split.end();
         if (!sent) throw new SdfsError('EINVAL', 'block body shorter than its digest trailer');
@@ -115,6 +129,15 @@ export function registerBlockRoutes(app: FastifyInstance, deps: {
       }
     }
     return out;
+  }
+
+  app.put('/v1/blocks/:id', BLOCK_WRITE, async (req: FastifyRequest<{ Params: { id: string } }>) =>
+    putBlock(req.params.id, (name) => header(req, name), req.clusterMember, req.raw));
+
+  // The same, through block links: a cluster member's link, or the block's write token in each frame.
+  acceptLinks?.(async ({ id, headers }, block, clusterMember) => {
+    if (!clusterMember) checkBlockToken(keys, headers[AUTH_HEADERS.blockToken], validateId(id), 'write');
+    return { status: 200, body: await putBlock(id, (name) => headers[name], clusterMember, block) };
   });
 
   app.get('/v1/blocks/:id', BLOCK_READ, async (req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => {

@@ -2,7 +2,8 @@ import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
 import { newId, ID_PATTERN } from '../protocol/blocks.js';
 import { SdfsError } from '../protocol/errors.js';
-import { clusterDispatcher, clusterSigner, deriveKeys } from '../protocol/auth.js';
+import { AUTH_HEADERS, clusterDispatcher, clusterSigner, deriveKeys, signRequest, verifyRequest } from '../protocol/auth.js';
+import { acceptBlockLinks, BlockLinks, LINK_PATH } from '../protocol/block-link.js';
 import { BlockChannel } from '../protocol/block-channel.js';
 import { callJson, newAgent } from '../protocol/http.js';
 import { installErrorHandler, newApp } from '../protocol/http-server.js';
@@ -39,7 +40,14 @@ export async function startStorageServer(config: StorageConfig): Promise<Running
   installErrorHandler(app);
   installStorageAuth(app, keys);
   app.get('/v1/status', CLUSTER_ONLY, async () => report());
-  registerBlockRoutes(app, { store, selfId: id, maxBlockSize: config.maxBlockSize, dispatcher, channel, onWipe: () => store.wipe() });
+  const links = new BlockLinks({ ca: config.tlsCa, headers: () => ({ [AUTH_HEADERS.cluster]: signRequest(keys, 'GET', LINK_PATH) }) });
+  let closeLinks = async (): Promise<void> => {};
+  registerBlockRoutes(app, {
+    store, selfId: id, maxBlockSize: config.maxBlockSize, dispatcher, channel, onWipe: () => store.wipe(), keys, links,
+    acceptLinks: (handle) => {
+      closeLinks = acceptBlockLinks(app.server, (req) => verifyRequest(keys, req.headers[AUTH_HEADERS.cluster] as string | undefined, 'GET', LINK_PATH), handle);
+    },
+  });
 
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
@@ -89,9 +97,11 @@ export async function startStorageServer(config: StorageConfig): Promise<Running
       await discovery?.stop();
       reporter?.stop();
       await scrubber.stop();
+      await closeLinks();
       await app.close();
       await store.close();
       channel.close();
+      links.close();
       await agent.close();
     },
   };
