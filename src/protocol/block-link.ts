@@ -32,12 +32,15 @@ export interface LinkHeader {
 export const LINK_UPGRADE = 'sdfs-block-link';
 export const LINK_PATH = '/v1/block-link';
 /** The largest block a frame carries (a longer one goes by HTTP, streamed). */
-export const LINK_BLOCK_MAX = 64 * 1024;
-/** Room for the header and a digest trailer. */
+const LINK_BLOCK_MAX = 64 * 1024;
+/** The largest body: a block and, between storage servers, its digest after it. */
+export const LINK_BODY_MAX = LINK_BLOCK_MAX + 64;
 const HEADER_MAX = 8 * 1024;
-const FRAME_MAX = 4 + 2 + HEADER_MAX + LINK_BLOCK_MAX + 64;
+const FRAME_MAX = 4 + 2 + HEADER_MAX + LINK_BODY_MAX;
 /** Requests a server works on at once per link; past this it reads no more until some are answered. */
 const SERVER_IN_FLIGHT = 64;
+/** As block connections (BlockChannel): a link not opened this soon fails. */
+const CONNECT_TIMEOUT_MS = 10_000;
 /** As the HTTP agent's headers timeout: a request unanswered this long fails. */
 const REQUEST_TIMEOUT_MS = 120_000;
 /** A writer closes a link that carried nothing this long (before the server would: see SERVER_IDLE_MS). */
@@ -132,13 +135,13 @@ class BlockLink {
         reject(new SdfsError('EUNAVAILABLE', `${origin} has no block link`));
       });
       req.on('error', (err) => reject(toSdfsError(err)));
-      req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new SdfsError('EUNAVAILABLE', `block link to ${origin}: no answer`)));
+      req.setTimeout(CONNECT_TIMEOUT_MS, () => req.destroy(new SdfsError('EUNAVAILABLE', `block link to ${origin}: not opened within ${CONNECT_TIMEOUT_MS / 1000} s`)));
       req.end();
     });
     this.socket.catch((err: unknown) => this.close(toSdfsError(err)));
   }
 
-  /** Sends a block (whole, at most LINK_BLOCK_MAX bytes); resolves with the reply's status and JSON text. */
+  /** Sends a block (whole, at most LINK_BODY_MAX bytes); resolves with the reply's status and JSON text. */
   async request(header: LinkHeader, block: Buffer): Promise<{ status: number; text: string }> {
     const socket = await this.socket;
     if (this.closed) throw new SdfsError('EUNAVAILABLE', 'block link closed');

@@ -5,7 +5,7 @@ import { AUTH_HEADERS } from './auth.js';
 import { digestLength, digestToBytes, type DigestAlgorithm } from './block-digest.js';
 import { ChunkCrcs, formatPipeline, sameCrcs } from './blocks.js';
 import { SdfsError, toSdfsError } from './errors.js';
-import { LINK_BLOCK_MAX, type BlockLinks } from './block-link.js';
+import { LINK_BODY_MAX, type BlockLinks } from './block-link.js';
 import { addrToUrl, parseJson, requestJson } from './http.js';
 import { BLOCK_HEADERS, type PutBlockResponse, type StorageRef } from './messages.js';
 
@@ -65,7 +65,7 @@ export class BlockSender {
     const overHttp = (): Promise<PutBlockResponse> => requestJson<PutBlockResponse>(origin, `/v1/blocks/${this.blockId}`, {
       method: 'PUT', body, headers: this.headers, dispatcher: this.dispatcher,
     });
-    const link = Buffer.isBuffer(body) && body.length <= LINK_BLOCK_MAX ? this.links?.get(origin) : undefined;
+    const link = Buffer.isBuffer(body) && body.length <= LINK_BODY_MAX ? this.links?.get(origin) : undefined;
     this.response = link
       ? link.request({ id: this.blockId, headers: this.headers }, body as Buffer).then(
         ({ status, text }) => parseJson<PutBlockResponse>(status, text),
