@@ -120,6 +120,8 @@ class BlockLink {
         socket.on('data', (chunk: Buffer) => reader.push(chunk));
         socket.on('error', (err) => this.close(toSdfsError(err)));
         socket.on('close', () => this.close(new SdfsError('EUNAVAILABLE', `block link to ${origin} closed`)));
+        // The opening request's own timeout (CONNECT_TIMEOUT_MS) must not end the link once open.
+        socket.removeAllListeners('timeout');
         socket.setTimeout(CLIENT_IDLE_MS, () => {
           if (this.inFlight.size === 0) this.close();
         });
