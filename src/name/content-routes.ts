@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Dispatcher } from 'undici';
 import type { ApiCaller } from '../protocol/api-caller.js';
 import type { BlockChannel } from '../protocol/block-channel.js';
+import type { BlockLinks } from '../protocol/block-link.js';
 import { createFileReadStream, type ReplicaFailure } from '../protocol/file-read-stream.js';
 import { FileWriteStream } from '../protocol/file-write-stream.js';
 import { API_PREFIX, ContentQuery, type BlocksResponse } from '../protocol/messages.js';
@@ -23,7 +24,7 @@ export function registerContentRoutes(app: FastifyInstance, deps: ContentDeps): 
   void app.register(async (scope) => contentRoutes(scope, deps));
 }
 
-interface ContentDeps { api: ApiCaller; dispatcher: Dispatcher; channel: BlockChannel }
+interface ContentDeps { api: ApiCaller; dispatcher: Dispatcher; links: BlockLinks; channel: BlockChannel }
 
 async function contentRoutes(app: FastifyInstance, deps: ContentDeps): Promise<void> {
   const url = `${API_PREFIX}/fs/content`;
@@ -56,7 +57,7 @@ async function contentRoutes(app: FastifyInstance, deps: ContentDeps): Promise<v
     const path = resolvePath(req.query.path);
     const out = new FileWriteStream(deps.api, deps.dispatcher, path, {
       overwrite: req.query.overwrite, replication: req.query.replication, blockSize: req.query.blockSize,
-    });
+    }, undefined, deps.links);
     await pipeline(req.raw as Readable, out);
     return out.stat;
   });

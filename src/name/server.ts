@@ -1,10 +1,11 @@
 import { join } from 'node:path';
 import * as fs from 'node:fs/promises';
 import { SdfsError } from '../protocol/errors.js';
-import { clusterDispatcher, clusterSigner, deriveKeys, issueBlockToken, proveNameServer } from '../protocol/auth.js';
+import { AUTH_HEADERS, clusterDispatcher, clusterSigner, deriveKeys, issueBlockToken, proveNameServer, signRequest } from '../protocol/auth.js';
 import { loadOrCreateSecret, SECRET_FILE } from '../protocol/cluster-secret.js';
 import { addrToUrl, callJson, newAgent } from '../protocol/http.js';
 import { BlockChannel } from '../protocol/block-channel.js';
+import { BlockLinks, LINK_PATH } from '../protocol/block-link.js';
 import { installErrorHandler, newApp } from '../protocol/http-server.js';
 import type { ClusterResponse } from '../protocol/messages.js';
 import type { NameConfig } from './config.js';
@@ -53,6 +54,8 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
   const agent = newAgent(config.tlsCa);
   const dispatcher = clusterDispatcher(agent, keys);
   const channel = new BlockChannel({ ca: config.tlsCa, sign: clusterSigner(keys) });
+  // Small blocks it writes for others (content uploads, the classic protocol) go through block links.
+  const links = new BlockLinks({ ca: config.tlsCa, headers: () => ({ [AUTH_HEADERS.cluster]: signRequest(keys, 'GET', LINK_PATH) }) });
   const gc = new GarbageCollector(db, storages, uploads, committer, {
     intervalMs: config.gcIntervalMs, uploadExpiryMs: config.uploadExpiryMs, dispatcher,
   });
@@ -100,10 +103,10 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
   });
 
   // File bytes relayed through the name server, for clients that cannot reach the storage servers.
-  registerContentRoutes(app, { api: injectApiCaller(app, access.internalToken), dispatcher, channel });
+  registerContentRoutes(app, { api: injectApiCaller(app, access.internalToken), dispatcher, links, channel });
 
   // The seed's classic protocol shares the port: connections are told apart by their first bytes.
-  const classic = config.classic.listen === 'off' ? undefined : await attachClassic(app, config.classic, access.internalToken, dispatcher, channel);
+  const classic = config.classic.listen === 'off' ? undefined : await attachClassic(app, config.classic, access.internalToken, { dispatcher, links }, channel);
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
@@ -123,6 +126,7 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
       await replicator.stop();
       await gc.stop();
       channel.close();
+      links.close();
       await agent.close();
       wal.close();
       db.close();

@@ -6,6 +6,7 @@ import type { ApiCaller } from '../../protocol/api-caller.js';
 import { drained } from '../../protocol/drained.js';
 import { SdfsError, toSdfsError } from '../../protocol/errors.js';
 import type { BlockChannel } from '../../protocol/block-channel.js';
+import type { BlockLinks } from '../../protocol/block-link.js';
 import { createFileReadStream, type ReplicaFailure } from '../../protocol/file-read-stream.js';
 import { FileWriteStream } from '../../protocol/file-write-stream.js';
 import type { BlocksResponse } from '../../protocol/messages.js';
@@ -25,6 +26,7 @@ export interface TransferSession {
   readonly cwd: string;
   readonly api: ApiCaller;
   readonly dispatcher: Dispatcher;
+  readonly links: BlockLinks;
   readonly channel: BlockChannel;
   readonly ports: DataPorts;
   readonly config: ClassicConfig;
@@ -58,7 +60,7 @@ export async function classicWrite(s: TransferSession, args: string[]): Promise<
     return s.send(REFUSE);
   }
 
-  const out = new FileWriteStream(s.api, s.dispatcher, path, { signal: s.signal });
+  const out = new FileWriteStream(s.api, s.dispatcher, path, { signal: s.signal }, undefined, s.links);
   let failure: SdfsError | undefined;
   out.on('error', (err) => { failure ??= toSdfsError(err); });
   // The upload opens before the port is named, so that a name that is taken (or a missing directory) is refused.

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { BlockChannel } from '../../protocol/block-channel.js';
+import type { BlockLinks } from '../../protocol/block-link.js';
 import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
@@ -23,11 +24,11 @@ export interface ClassicServer {
  * listens), or on an address of its own. Requests run through the app's own routes (in-process), and
  * file bytes go to and from the storage servers with an agent of their own.
  */
-export async function attachClassic(app: FastifyInstance, config: ClassicConfig, internalToken: string, dispatcher: Dispatcher,
-  channel: BlockChannel): Promise<ClassicServer> {
+export async function attachClassic(app: FastifyInstance, config: ClassicConfig, internalToken: string,
+  writers: { dispatcher: Dispatcher; links: BlockLinks }, channel: BlockChannel): Promise<ClassicServer> {
   const services: ClassicServices = {
     api: injectApiCaller(app, internalToken),
-    dispatcher,
+    ...writers,
     channel,
     ports: new DataPorts(config.dataPortMin, config.dataPortMax),
     config,

@@ -8,6 +8,7 @@ import type { ClassicConfig } from './config.js';
 import { classicRead, classicWrite, type TransferSession } from './data.js';
 import { encodeReply, parseRequest, replyType } from './framing.js';
 import type { BlockChannel } from '../../protocol/block-channel.js';
+import type { BlockLinks } from '../../protocol/block-link.js';
 import type { DataPorts } from './ports.js';
 import { SocketReader } from './reader.js';
 
@@ -15,6 +16,8 @@ import { SocketReader } from './reader.js';
 export interface ClassicServices {
   api: ApiCaller;
   dispatcher: Dispatcher;
+  /** Small blocks written (see BlockLinks). */
+  links: BlockLinks;
   /** Reads of blocks (see BlockChannel). */
   channel: BlockChannel;
   ports: DataPorts;
@@ -51,6 +54,7 @@ export class ClassicSession implements CommandSession, TransferSession {
 
   get api(): ApiCaller { return this.services.api; }
   get dispatcher(): Dispatcher { return this.services.dispatcher; }
+  get links(): BlockLinks { return this.services.links; }
   get channel(): BlockChannel { return this.services.channel; }
   get ports(): DataPorts { return this.services.ports; }
   get config(): ClassicConfig { return this.services.config; }
