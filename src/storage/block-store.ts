@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, read as readCallback, readdirSync, readSync, renameSync, statSync } from 'node:fs';
+import { closeSync, openSync, read as readCallback, readdirSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { promisify } from 'node:util';
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
@@ -107,12 +107,19 @@ export class BlockStore {
     const movedFrom = new Set<string>();
     for (const sub of readdirSync(this.blocksDir)) {
       for (const name of readdirSync(join(this.blocksDir, sub))) {
-        // Found twice: a crash in the middle of the move below, on a file system that kept both names.
-        if (this.ids.has(name)) continue;
+        // Seen already: moved here from a directory listed before (below), or, after a crash in the
+        // middle of such a move on a file system that kept both names, the old name, dropped now.
+        if (this.ids.has(name)) {
+          if (sub !== fanOut(name) && ID_PATTERN.test(name)) rmSync(join(this.blocksDir, sub, name), { force: true });
+          continue;
+        }
         const { size } = statSync(join(this.blocksDir, sub, name));
         // Until 2026-11-29 a block file's directory was its id's first two digits: moved once, here.
         if (sub !== fanOut(name) && ID_PATTERN.test(name)) {
-          renameSync(join(this.blocksDir, sub, name), join(this.blocksDir, fanOut(name), name));
+          const from = join(this.blocksDir, sub, name);
+          renameSync(from, join(this.blocksDir, fanOut(name), name));
+          // Both names of one file (that crash again): the rename leaves both, so the old one goes.
+          rmSync(from, { force: true });
           movedTo.add(fanOut(name));
           movedFrom.add(sub);
         }
