@@ -1,11 +1,11 @@
 import { join } from 'node:path';
 import * as fs from 'node:fs/promises';
 import { SdfsError } from '../protocol/errors.js';
-import { AUTH_HEADERS, clusterDispatcher, clusterSigner, deriveKeys, issueBlockToken, proveNameServer, signRequest } from '../protocol/auth.js';
+import { clusterDispatcher, clusterSigner, deriveKeys, issueBlockToken, proveNameServer } from '../protocol/auth.js';
 import { loadOrCreateSecret, SECRET_FILE } from '../protocol/cluster-secret.js';
 import { addrToUrl, callJson, newAgent } from '../protocol/http.js';
 import { BlockChannel } from '../protocol/block-channel.js';
-import { BlockLinks, LINK_PATH } from '../protocol/block-link.js';
+import { memberLinks } from '../protocol/block-link.js';
 import { installErrorHandler, newApp } from '../protocol/http-server.js';
 import type { ClusterResponse } from '../protocol/messages.js';
 import type { NameConfig } from './config.js';
@@ -55,7 +55,7 @@ export async function startNameServer(config: NameConfig): Promise<RunningNameSe
   const dispatcher = clusterDispatcher(agent, keys);
   const channel = new BlockChannel({ ca: config.tlsCa, sign: clusterSigner(keys) });
   // Small blocks it writes for others (content uploads, the classic protocol) go through block links.
-  const links = new BlockLinks({ ca: config.tlsCa, headers: () => ({ [AUTH_HEADERS.cluster]: signRequest(keys, 'GET', LINK_PATH) }) });
+  const links = memberLinks(keys, config.tlsCa);
   const gc = new GarbageCollector(db, storages, uploads, committer, {
     intervalMs: config.gcIntervalMs, uploadExpiryMs: config.uploadExpiryMs, dispatcher,
   });

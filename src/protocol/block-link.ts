@@ -2,6 +2,7 @@ import { request as httpRequest, type IncomingMessage, type Server } from 'node:
 import { request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import * as tls from 'node:tls';
+import { AUTH_HEADERS, signRequest, verifyRequest, type ClusterKeys } from './auth.js';
 import { SdfsError, toSdfsError } from './errors.js';
 
 /**
@@ -217,6 +218,17 @@ export class BlockLinks {
     for (const link of this.links.values()) link.close();
     this.links.clear();
   }
+}
+
+/** A cluster member's links (a storage server's, the name server's): each upgrade request signed with the cluster secret. */
+export function memberLinks(keys: ClusterKeys, ca?: Buffer): BlockLinks {
+  return new BlockLinks({ ca, headers: () => ({ [AUTH_HEADERS.cluster]: signRequest(keys, 'GET', LINK_PATH) }) });
+}
+
+/** Whether a link's upgrade request was signed by a cluster member (see memberLinks). */
+export function fromMember(keys: ClusterKeys, req: IncomingMessage): boolean {
+  const header = req.headers[AUTH_HEADERS.cluster];
+  return verifyRequest(keys, Array.isArray(header) ? header[0] : header, 'GET', LINK_PATH);
 }
 
 export type LinkHandler = (header: LinkHeader, block: Buffer, clusterMember: boolean) => Promise<{ status: number; body: unknown }>;

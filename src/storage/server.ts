@@ -2,8 +2,8 @@ import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
 import { newId, ID_PATTERN } from '../protocol/blocks.js';
 import { SdfsError } from '../protocol/errors.js';
-import { AUTH_HEADERS, clusterDispatcher, clusterSigner, deriveKeys, signRequest, verifyRequest } from '../protocol/auth.js';
-import { acceptBlockLinks, BlockLinks, LINK_PATH } from '../protocol/block-link.js';
+import { clusterDispatcher, clusterSigner, deriveKeys } from '../protocol/auth.js';
+import { acceptBlockLinks, fromMember, memberLinks } from '../protocol/block-link.js';
 import { BlockChannel } from '../protocol/block-channel.js';
 import { callJson, newAgent } from '../protocol/http.js';
 import { installErrorHandler, newApp } from '../protocol/http-server.js';
@@ -40,12 +40,12 @@ export async function startStorageServer(config: StorageConfig): Promise<Running
   installErrorHandler(app);
   installStorageAuth(app, keys);
   app.get('/v1/status', CLUSTER_ONLY, async () => report());
-  const links = new BlockLinks({ ca: config.tlsCa, headers: () => ({ [AUTH_HEADERS.cluster]: signRequest(keys, 'GET', LINK_PATH) }) });
+  const links = memberLinks(keys, config.tlsCa);
   let closeLinks = async (): Promise<void> => {};
   registerBlockRoutes(app, {
     store, selfId: id, maxBlockSize: config.maxBlockSize, dispatcher, channel, onWipe: () => store.wipe(), keys, links,
     acceptLinks: (handle) => {
-      closeLinks = acceptBlockLinks(app.server, (req) => verifyRequest(keys, req.headers[AUTH_HEADERS.cluster] as string | undefined, 'GET', LINK_PATH), handle);
+      closeLinks = acceptBlockLinks(app.server, (req) => fromMember(keys, req), handle);
     },
   });
 
