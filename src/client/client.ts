@@ -14,7 +14,7 @@ import { BlockChannel } from '../protocol/block-channel.js';
 import { BlockLinks } from '../protocol/block-link.js';
 import { createFileReadStream, type ReadOptions, type ReplicaFailure } from '../protocol/file-read-stream.js';
 import { FileReader } from '../protocol/file-reader.js';
-import { FileWriteStream, type WriteOptions } from '../protocol/file-write-stream.js';
+import { FileWriteStream, type BlockTransport, type WriteOptions } from '../protocol/file-write-stream.js';
 import { BlockLookups } from './block-lookups.js';
 import { POOLED_FILE_MAX, UploadPool } from './upload-pool.js';
 
@@ -41,6 +41,8 @@ export class SdfsClient {
   private readonly channel: BlockChannel;
   /** Small blocks written (see BlockSender). */
   private readonly links: BlockLinks;
+  /** How written blocks travel: small ones through `links`, the rest through the agent. */
+  private readonly transport: BlockTransport;
   private readonly api: ApiCaller;
 
   private readonly onReplicaFailure: ReplicaFailure;
@@ -51,6 +53,7 @@ export class SdfsClient {
     this.agent = newAgent(opts.ca);
     this.channel = new BlockChannel({ ca: opts.ca });
     this.links = new BlockLinks({ ca: opts.ca });
+    this.transport = { dispatcher: this.agent, links: this.links };
     this.api = apiCaller(url, this.agent, opts.key === undefined ? {} : { authorization: `Bearer ${opts.key}` });
     this.pool = new UploadPool(this.api);
     this.lookups = new BlockLookups(this.api);
@@ -141,7 +144,7 @@ export class SdfsClient {
   }
 
   createWriteStream(path: string, opts: WriteOptions = {}): FileWriteStream {
-    return new FileWriteStream(this.api, this.agent, resolvePath(path), opts, undefined, this.links);
+    return new FileWriteStream(this.api, this.transport, resolvePath(path), opts);
   }
 
   /** Streams a file's bytes; the block list is fetched first, so a missing file fails here. */
@@ -185,7 +188,7 @@ export class SdfsClient {
 
   /** One piece, written and ended as it is: a pipeline would cost a small file more CPU than its bytes do. */
   private async writeBytes(path: string, bytes: Buffer, opts: WriteOptions, pooled: boolean): Promise<FileStat> {
-    const out = new FileWriteStream(this.api, this.agent, resolvePath(path), opts, pooled ? () => this.pool.take() : undefined, this.links);
+    const out = new FileWriteStream(this.api, this.transport, resolvePath(path), opts, pooled ? () => this.pool.take() : undefined);
     out.end(bytes);
     await finished(out);
     return out.stat!;

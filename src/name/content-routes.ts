@@ -55,9 +55,9 @@ async function contentRoutes(app: FastifyInstance, deps: ContentDeps): Promise<v
 
   app.put(url, { schema: { querystring: ContentQuery } }, async (req: FastifyRequest<{ Querystring: ContentQuery }>) => {
     const path = resolvePath(req.query.path);
-    const out = new FileWriteStream(deps.api, deps.dispatcher, path, {
+    const out = new FileWriteStream(deps.api, deps, path, {
       overwrite: req.query.overwrite, replication: req.query.replication, blockSize: req.query.blockSize,
-    }, undefined, deps.links);
+    });
     await pipeline(req.raw as Readable, out);
     return out.stat;
   });

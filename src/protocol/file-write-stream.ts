@@ -42,6 +42,12 @@ export interface PooledUpload {
   first: AllocateBlockResponse;
 }
 
+/** How a writer's blocks travel: HTTP through `dispatcher`, and small ones through `links` when given (see BlockSender). */
+export interface BlockTransport {
+  dispatcher: Dispatcher;
+  links?: BlockLinks;
+}
+
 /** Gives a stream an upload opened ahead, or undefined: the stream then opens its own. */
 export type UploadSource = () => Promise<PooledUpload | undefined>;
 
@@ -82,13 +88,11 @@ export class FileWriteStream extends Writable {
 
   constructor(
     private readonly api: ApiCaller,
-    private readonly dispatcher: Dispatcher,
+    private readonly transport: BlockTransport,
     readonly path: string,
     private readonly opts: WriteOptions = {},
     /** Only for a file whose size the caller knows to fit the pool's uploads, written with the pool's replication and block size. */
     private readonly pool?: UploadSource,
-    /** Small blocks go to their pipeline's head through its block link (see BlockSender). */
-    private readonly links?: BlockLinks,
   ) {
     super({ highWaterMark: 1024 * 1024, signal: opts.signal });
   }
@@ -179,7 +183,7 @@ export class FileWriteStream extends Writable {
   private send(alloc: AllocateBlockResponse): BlockSender {
     const [head, ...rest] = alloc.targets;
     if (!head) throw new SdfsError('ENOSTORAGE', 'the name server gave no storage server for the block');
-    return new BlockSender(head, rest, alloc.blockId, alloc.token, this.dispatcher, { links: this.links });
+    return new BlockSender(head, rest, alloc.blockId, alloc.token, this.transport.dispatcher, { links: this.transport.links });
   }
 
   /**

@@ -60,7 +60,7 @@ export async function classicWrite(s: TransferSession, args: string[]): Promise<
     return s.send(REFUSE);
   }
 
-  const out = new FileWriteStream(s.api, s.dispatcher, path, { signal: s.signal }, undefined, s.links);
+  const out = new FileWriteStream(s.api, s, path, { signal: s.signal });
   let failure: SdfsError | undefined;
   out.on('error', (err) => { failure ??= toSdfsError(err); });
   // The upload opens before the port is named, so that a name that is taken (or a missing directory) is refused.
