@@ -368,12 +368,8 @@ export class BlockLog {
 
   private considerCompaction(seg: Segment): void {
     if (seg === this.active || seg.removed || this.closed || this.compactQueued.has(seg.seq)) return;
-    if (seg.damaged) return this.queueCompaction(seg);
-    if (seg.bytes > 0 && seg.live + seg.kept >= seg.bytes * COMPACT_BELOW) return;
-    this.queueCompaction(seg);
-  }
-
-  private queueCompaction(seg: Segment): void {
+    // A damaged segment is compacted whatever its live share (and then moved to corrupt/).
+    if (!seg.damaged && seg.bytes > 0 && seg.live + seg.kept >= seg.bytes * COMPACT_BELOW) return;
     this.compactQueued.add(seg.seq);
     this.compacting = this.compacting.then(() => this.compact(seg)).catch((err) => {
       console.error(`block log: compaction of ${seg.path} failed: ${(err as Error).message}`);
